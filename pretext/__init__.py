@@ -1,0 +1,1 @@
+"""Colorization as a pretext task (Zhang, Isola, Efros, ECCV 2016)."""
