@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 9, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each function, the calls interleaved so drift hits all alike."""
+    """Seconds per call of each function: the minimum over ``repeats`` (the least disturbed run, as
+    timeit recommends; this shared 2-core machine is noisy), the calls interleaved so that drift
+    hits all alike."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -27,7 +28,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 9, war
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def machine() -> dict:

@@ -393,7 +393,7 @@ class SoftEncoder(torch.nn.Module):
         sigma: float = SIGMA,
         method: str = "auto",
         cell: float = 1.0,
-        resolution: int = 200,
+        resolution: int = 256,
     ):
         super().__init__()
         if method not in ("auto", "table", "brute"):
@@ -401,6 +401,8 @@ class SoftEncoder(torch.nn.Module):
         centers = torch.as_tensor(check_centers(centers, "soft encoding centres"), dtype=torch.float32)
         if not 1 <= k <= min(len(centers), 32):
             raise ValueError(f"soft encoding k must be in [1, min(Q={len(centers)}, 32)], got {k}")
+        if resolution < 2 or resolution & (resolution - 1):
+            raise ValueError(f"soft encoding resolution must be a power of two, got {resolution}")
         self.k, self.sigma, self.method = k, float(sigma), method
         self.cell, self.resolution = float(cell), resolution
         self.register_buffer("centers", centers, persistent=False)
@@ -420,7 +422,11 @@ class SoftEncoder(torch.nn.Module):
         ti, tj = si[:, None] + used[None, :, 0], sj[:, None] + used[None, :, 1]
         inside = (ti >= 0) & (ti < self.width) & (tj >= 0) & (tj < self.width)
         codes = ti.clamp(0, self.width - 1) * self.width + tj.clamp(0, self.width - 1)
-        interior = (inside & (grid_map[codes] < len(centers))).all(1)
+        interior = (inside & (grid_map[codes] < len(centers))).all(1).view(self.width, self.width)
+        # the clamping squares of _encode_square (just outside the bins' bounding box) never are
+        interior[[pad - 1, self.width - pad]] = False
+        interior[:, [pad - 1, self.width - pad]] = False
+        interior = interior.reshape(-1)
         square_codes = offsets[..., 0] * self.width + offsets[..., 1]  # (R^2, k)
         self.register_buffer("grid_map", grid_map, persistent=False)
         self.register_buffer("square_interior", interior, persistent=False)
@@ -441,23 +447,27 @@ class SoftEncoder(torch.nn.Module):
         """Soft encoding (k nearest bins (k, P), weights (k, P), nearest (P,)) from the grid-square
         table, and where it is exact. There the k nearest lie within a few grid steps, so the
         weights need no shift against underflow, and the nearest bin is the nearest grid point."""
-        R, width = self.resolution, self.width
-        sa, sb = a / GRID_STEP, b / GRID_STEP
-        ga, gb = sa.floor(), sb.floor()
-        fine = (sa - ga).mul_(R).long().clamp_(0, R - 1).mul_(R).add_((sb - gb).mul_(R).long().clamp_(0, R - 1))
-        # squares beyond the bins' bounding box are never interior; clamping them keeps indices valid
-        lo, hi = self.pad, width - 1 - self.pad
-        ia, ib = ga.long().sub_(self.gmin), gb.long().sub_(self.gmin)
-        ok = (ia >= lo) & (ia <= hi) & (ib >= lo) & (ib <= hi)
-        square = ia.clamp_(lo, hi).mul_(width).add_(ib.clamp_(lo, hi))
-        ok &= self.square_interior.take(square) & self.square_exact.take(fine)
+        # One integer index of a fine cell over the whole plane per coordinate; with R a power of two
+        # the grid square is a shift and the cell within it a mask (fewer passes than float maths).
+        R, width, shift = self.resolution, self.width, self.resolution.bit_length() - 1
+        fa = (a * (R / GRID_STEP)).floor_().long()
+        fb = (b * (R / GRID_STEP)).floor_().long()
+        fine = (fa & (R - 1)).mul_(R).add_(fb & (R - 1))
+        # A point beyond the bins' bounding box is clamped onto a square just outside it, which is
+        # never interior; the clamp keeps every index valid.
+        lo, hi = self.pad - 1, width - self.pad
+        ia = (fa >> shift).sub_(self.gmin).clamp_(lo, hi)
+        ib = (fb >> shift).sub_(self.gmin).clamp_(lo, hi)
+        square = ia.mul_(width).add_(ib)
+        ok = self.square_interior.take(square) & self.square_exact.take(fine)
         codes = square + self.square_codes.gather(1, fine.expand(self.k, -1))  # promoted to int64
         idx = self.grid_map.expand(self.k, -1).gather(1, codes)
         ca, cb = (c.expand(self.k, -1).gather(1, idx) for c in self.centers_padded.T)
         w = (ca - a).square_().add_((cb - b).square_()).mul_(-0.5 / self.sigma**2).exp_()
         w = w.div_(w.sum(0))
-        na = sa.round_().long().sub_(self.gmin).clamp_(0, width - 1)
-        nb = sb.round_().long().sub_(self.gmin).clamp_(0, width - 1)
+        # the nearest grid point, floor(x + 1/2) in grid units, from the same integer index
+        na = fa.add_(R // 2).bitwise_right_shift_(shift).sub_(self.gmin).clamp_(lo, hi)
+        nb = fb.add_(R // 2).bitwise_right_shift_(shift).sub_(self.gmin).clamp_(lo, hi)
         nearest = self.grid_map.take(na.mul_(width).add_(nb))
         return idx, w, nearest, ok
 
