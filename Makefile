@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-quick lint pretext stats bench
+.PHONY: install test test-quick lint pretext stats bench bench-train
 
 install: $(STAMP)
 
@@ -26,8 +26,15 @@ test-quick: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The main job on the embedded sample photos, a few minutes on 2 CPU cores; ARGS adds overrides.
+pretext: install
+	$(PY) pretext/train.py experiment=demo $(ARGS)
+
 stats: install
 	$(PY) pretext/stats.py $(ARGS)
 
 bench: install
 	$(PY) benchmarks/bench_color.py
+
+bench-train: install
+	$(PY) benchmarks/bench_train.py

@@ -88,6 +88,7 @@ class ColorizationModule(L.LightningModule):
         self.register_buffer("bin_weights", rebalance_weights(prior, self.lam), persistent=False)
         self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
         self.val_auc = AuC(prior)
+        self.val_auc_grey = AuC(prior)  # the Gray baseline (ab = 0) on the same pixels
         self._val_grid: Tensor | None = None
 
     # ----------------------------------------------------------------------------------- steps
@@ -149,13 +150,15 @@ class ColorizationModule(L.LightningModule):
         if nearest is None:
             _, _, nearest = self.encoder(ab_t)
         self.val_auc.update(pred, ab_t, nearest)
+        self.val_auc_grey.update(torch.zeros_like(ab_t), ab_t, nearest)
         if batch_idx == 0:
             self._val_grid = self._grid(lab[:8], pred[:8])
 
     def on_validation_epoch_end(self) -> None:
-        for name, value in self.val_auc.compute().items():
-            self.log(f"val/{name}", value, sync_dist=False)
-        self.val_auc.reset()
+        for metric, suffix in ((self.val_auc, ""), (self.val_auc_grey, "_grey")):
+            for name, value in metric.compute().items():
+                self.log(f"val/{name}{suffix}", value, sync_dist=False)
+            metric.reset()
         if self._val_grid is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
             if self.current_epoch % self.sample_every_n_epochs == 0:
                 self._save_grid(self._val_grid)

@@ -30,16 +30,47 @@ def predict_ab(output: Tensor, centers: Tensor | None, temperature: float = TEMP
 
 
 @torch.no_grad()
+def net_output(net: nn.Module, rgb: Tensor, net_size: int | None = None) -> Tensor:
+    """The net's output for images (N, 3, H, W) uint8, seen at ``net_size`` x ``net_size`` (area
+    resampling; None: as they are)."""
+    if net_size is not None:
+        rgb = F.interpolate(rgb.float(), size=(net_size, net_size), mode="area").round_().to(torch.uint8)
+    return net(net_input(rgb_to_lab(rgb), getattr(net, "in_channels", 1), rgb))
+
+
+def upsample_rows(ab: Tensor, size: tuple[int, int], rows: slice) -> Tensor:
+    """Rows ``rows`` of ``F.interpolate(ab, size, mode="bilinear", align_corners=False)``, without
+    building the whole upsampled map (grid_sample at the same pixel centres)."""
+    H, W = size
+    ys = (torch.arange(rows.start, rows.stop, device=ab.device, dtype=ab.dtype) + 0.5) / H * 2 - 1
+    xs = (torch.arange(W, device=ab.device, dtype=ab.dtype) + 0.5) / W * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None].expand(len(ab), -1, -1, -1)
+    return F.grid_sample(ab, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@torch.no_grad()
 def colorize(
-    net: nn.Module, rgb: Tensor, centers: Tensor | None, temperature: float = TEMPERATURE, net_size: int | None = None
+    net: nn.Module,
+    rgb: Tensor,
+    centers: Tensor | None,
+    temperature: float = TEMPERATURE,
+    net_size: int | None = None,
+    rows_per_chunk: int = 256,
 ) -> Tensor:
     """Colorize images (N, 3, H, W) uint8: keep their L at full resolution, take the predicted ab
-    upsampled (bilinear). ``net_size``: the side the net sees (None: full size). Returns float RGB."""
-    lab = rgb_to_lab(rgb)
-    x = lab if net_size is None else F.interpolate(lab, size=(net_size, net_size), mode="bilinear", antialias=True)
-    ab = predict_ab(net(net_input(x)), centers, temperature)
-    ab = F.interpolate(ab, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-    return lab_to_rgb(torch.cat([lab[:, :1], ab], 1))
+    (predicted at ``net_size`` x ``net_size``; None: full size) upsampled bilinearly. Returns uint8.
+
+    The full-resolution work runs in blocks of rows, so beyond the net at its working size the
+    memory is the input and output images and one block."""
+    N, _, H, W = rgb.shape
+    ab = predict_ab(net_output(net, rgb, net_size), centers, temperature).float()
+    out = torch.empty_like(rgb)
+    for top in range(0, H, rows_per_chunk):
+        rows = slice(top, min(H, top + rows_per_chunk))
+        L = rgb_to_lab(rgb[:, :, rows])[:, :1]
+        lab = torch.cat([L, upsample_rows(ab, (H, W), rows)], 1)
+        out[:, :, rows] = (lab_to_rgb(lab) * 255).round_().to(torch.uint8)
+    return out
 
 
 def grey_rgb(rgb: Tensor) -> Tensor:

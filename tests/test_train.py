@@ -226,3 +226,15 @@ def test_two_process_ddp_spawn_run_completes_on_cpu(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_l2_fine_tune_starts_from_a_full_models_weights_but_its_classifier(tmp_path):
+    full = train_mod.train(cfg_for(tmp_path / "full", "model.max_steps=1"))
+    cfg = cfg_for(tmp_path / "l2", "task.loss=l2")
+    net = instantiate(cfg.model.net, out_channels=2)
+    before_fc8 = net.blocks.fc8.weight.clone()
+    train_mod.init_weights_from(net, full["last_checkpoint"])
+    state = torch.load(full["last_checkpoint"], weights_only=True)["state_dict"]
+    assert torch.equal(net.blocks.conv1[0].weight, state["net.blocks.conv1.0.weight"])
+    assert torch.equal(net.blocks.fc7[0].weight, state["net.blocks.fc7.0.weight"])
+    assert torch.equal(net.blocks.fc8.weight, before_fc8)  # 2 outputs, not Q: kept at its init

@@ -1,0 +1,246 @@
+"""Colorization quality, as in the paper's Table 1 (SPEC.md: Colorization quality).
+
+    python pretext/evaluate.py data.root=/imagenet/val                  # Ground truth, Gray, Random
+    python pretext/evaluate.py ckpt=FILE data.root=DIR [sweep_T=true]   # + the checkpoint
+    python pretext/evaluate.py ckpt=FILE data.root=DIR classifier.arch=vgg16 classifier.weights=FILE
+
+AuC of the cumulative accuracy curve over thresholds 0..150 (ab L2 error), plain and rebalanced
+(each pixel weighted by the pure inverse prior of its true bin), at full image resolution,
+streaming over the dataset. Writes results.json, table.md, best_worst.png (and auc_vs_T.png).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pretext.checkpoint import Colorizer, load_colorizer  # noqa: E402
+from pretext.color import Gamut, SoftEncoder, ab_grid_histogram, lab_to_rgb, rgb_to_lab  # noqa: E402
+from pretext.images import list_images, read_rgb  # noqa: E402
+from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights  # noqa: E402
+from pretext.predict import net_output, predict_ab  # noqa: E402
+
+log = logging.getLogger("pretext.evaluate")
+
+
+def full_size_ab(out: torch.Tensor, model: Colorizer, T: float, size: tuple[int, int]) -> torch.Tensor:
+    """Predicted ab upsampled to the image's full size."""
+    ab = predict_ab(out, model.gamut.centers.to(out.device), T)
+    return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+
+def load_classifier(cfg: DictConfig, device: str):
+    import torchvision
+
+    if cfg.classifier.weights is None:
+        raise ValueError("classifier.arch is set but classifier.weights is not: give the classifier's weights file")
+    state = torch.load(cfg.classifier.weights, map_location="cpu", weights_only=True)
+    if isinstance(state, dict):
+        state = state.get("state_dict", state.get("model", state))
+    head = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2][-1]
+    net = torchvision.models.get_model(cfg.classifier.arch, weights=None, num_classes=head.shape[0])
+    net.load_state_dict(state)
+    return net.to(device).eval()
+
+
+def class_labels(files: list[Path], root: Path, classes_file: str | None) -> list[int]:
+    folders = [f.relative_to(root).parts[0] if len(f.relative_to(root).parts) > 1 else "" for f in files]
+    names = Path(classes_file).read_text().split() if classes_file else sorted(set(folders))
+    index = {n: i for i, n in enumerate(names)}
+    missing = sorted(set(folders) - set(index))
+    if missing:
+        raise ValueError(f"class folders {missing[:5]} are not among the classifier's classes")
+    return [index[d] for d in folders]
+
+
+def classify(net, rgb: torch.Tensor, size: int) -> int:
+    """Top-1 class of one image (1, 3, H, W) float in [0, 1], ImageNet normalisation, centre crop."""
+    from torchvision.transforms.v2.functional import center_crop, normalize, resize
+
+    x = center_crop(resize(rgb, 256, antialias=True), size)
+    x = normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with torch.no_grad():
+        return int(net(x).argmax(1))
+
+
+def measure_prior(files: list[Path], gamut: Gamut) -> Gamut:
+    counts = torch.zeros_like(ab_grid_histogram(torch.zeros(2, 1, 1)))
+    for f in track(files, description="prior of the evaluated images"):
+        counts += ab_grid_histogram(rgb_to_lab(read_rgb(f))[1:])
+    return gamut.with_prior_from(counts)[0]
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    out_dir = Path(cfg.output)
+    root = Path(cfg.data.root)
+    files = list_images(root)[: cfg.data.max_images]
+    model = load_colorizer(cfg.ckpt, device) if cfg.ckpt else None
+    if cfg.color.stats:
+        gamut = Gamut.from_file(cfg.color.stats)
+        if model is not None and not torch.equal(gamut.centers, model.gamut.centers):
+            raise ValueError(f"{cfg.color.stats} holds another gamut than the checkpoint's: drop color.stats")
+        prior_source = str(cfg.color.stats)
+    elif model is not None and model.gamut.prior is not None:
+        gamut, prior_source = model.gamut, f"checkpoint {cfg.ckpt}"
+    else:
+        gamut, prior_source = measure_prior(files, Gamut.from_srgb()), "the evaluated images (sRGB gamut)"
+    prior = gamut.prior.to(device)
+    encoder = SoftEncoder(gamut.centers, k=1).to(device)
+    T = model.temperature if model is not None and cfg.temperature is None else float(cfg.temperature or 0.38)
+    Ts = sorted(set(cfg.T_values) | {T}) if (cfg.sweep_T and model is not None) else [T]
+
+    rows = {name: AuC(prior).to(device) for name in ("Ground truth", "Gray", "Random")}
+    if model is not None:
+        for t in Ts:
+            rows[f"checkpoint T={t:g}"] = AuC(prior).to(device)
+    classifier = load_classifier(cfg, device) if cfg.classifier.arch else None
+    labels = class_labels(files, root, cfg.classifier.classes) if classifier is not None else None
+    hits = {"colour": 0, "grey": 0, "colorized": 0}
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    per_image: list[tuple[float, int]] = []
+    skipped = []
+    for i in track(range(len(files)), description="scoring"):
+        try:
+            rgb = read_rgb(files[i]).to(device)[None]
+            other = read_rgb(files[order[i] if order[i] != i else order[(i + 1) % len(files)]]).to(device)[None]
+        except RuntimeError:
+            skipped.append(str(files[i]))
+            continue
+        lab = rgb_to_lab(rgb)
+        ab = lab[:, 1:]
+        _, _, nearest = encoder(ab)
+        rows["Ground truth"].update(ab, ab, nearest)
+        rows["Gray"].update(torch.zeros_like(ab), ab, nearest)
+        random_ab = F.interpolate(rgb_to_lab(other)[:, 1:], size=ab.shape[-2:], mode="bilinear", align_corners=False)
+        rows["Random"].update(random_ab, ab, nearest)
+        pred = torch.zeros_like(ab)
+        if model is not None:
+            out = net_output(model.net, rgb, cfg.net_size)
+            for t in Ts:
+                pred_t = full_size_ab(out, model, t, ab.shape[-2:])
+                rows[f"checkpoint T={t:g}"].update(pred_t, ab, nearest)
+                if t == T:
+                    pred = pred_t
+        err = ab_error(pred, ab)
+        per_image.append((float(auc(err, inverse_prior_weights(nearest, prior))), i))
+        if classifier is not None:
+            colorized = lab_to_rgb(torch.cat([lab[:, :1], pred], 1))
+            grey = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(ab)], 1))
+            for key, img in (("colour", rgb.float() / 255), ("grey", grey), ("colorized", colorized)):
+                hits[key] += classify(classifier, img, cfg.classifier.size) == labels[i]
+
+    n = len(files) - len(skipped)
+    if n == 0:
+        raise RuntimeError(f"none of the {len(files)} images under {root} could be read")
+    scored_by_classifier = {"Ground truth": "colour", "Gray": "grey"}
+    if model is not None:
+        scored_by_classifier[f"checkpoint T={T:g}"] = "colorized"
+    table = []
+    for name, metric in rows.items():
+        m = metric.compute()
+        row = {"method": name, "auc": float(m["auc"]), "auc_rebal": float(m["auc_rebal"])}
+        if classifier is not None and name in scored_by_classifier:
+            row["classifier_top1"] = 100.0 * hits[scored_by_classifier[name]] / n
+        table.append(row)
+    result = {
+        "command": " ".join(sys.argv),
+        "data": str(root),
+        "images": n,
+        "skipped": skipped,
+        "checkpoint": cfg.ckpt,
+        "temperature": T,
+        "net_size": cfg.net_size,
+        "resolution": "full image resolution",
+        "rebalanced_auc_weights": "pure inverse prior of the true bin",
+        "prior": prior_source,
+        "gamut_bins": gamut.Q,
+        "rows": table,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "table.md").write_text(markdown_table(table))
+    best_worst(files, per_image, model, T, cfg.net_size, device, out_dir / "best_worst.png")
+    if len(Ts) > 1:
+        plot_sweep([r for r in table if r["method"].startswith("checkpoint")], out_dir / "auc_vs_T.png")
+    print_table(table, result)
+    return result
+
+
+def markdown_table(rows: list[dict]) -> str:
+    top1 = any("classifier_top1" in r for r in rows)
+    head = "| method | AuC | rebal AuC |" + (" top-1 |" if top1 else "")
+    lines = [head, "|---|---|---|" + ("---|" if top1 else "")]
+    for r in rows:
+        cell = f" {r['classifier_top1']:.1f} |" if "classifier_top1" in r else (" - |" if top1 else "")
+        lines.append(f"| {r['method']} | {r['auc']:.1f} | {r['auc_rebal']:.1f} |" + cell)
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[dict], result: dict) -> None:
+    t = Table(title=f"{result['images']} images from {result['data']} (prior: {result['prior']})")
+    for col in ("method", "AuC", "rebal AuC", "classifier top-1"):
+        t.add_column(col)
+    for r in rows:
+        top1 = f"{r['classifier_top1']:.1f}" if "classifier_top1" in r else "-"
+        t.add_row(r["method"], f"{r['auc']:.1f}", f"{r['auc_rebal']:.1f}", top1)
+    Console().print(t)
+
+
+def best_worst(files, per_image, model, T, net_size, device, path: Path, n: int = 4) -> None:
+    """Rows of grey | colorized (Gray when no checkpoint) | truth for the worst and best images."""
+    from torchvision.transforms.v2.functional import center_crop, resize
+    from torchvision.utils import make_grid, save_image
+
+    ranked = sorted(per_image)
+    picks = ranked[:n] + ranked[-n:]
+    tiles = []
+    for _, i in picks:
+        rgb = center_crop(resize(read_rgb(files[i]), 192, antialias=True), 192).to(device)[None]
+        lab = rgb_to_lab(rgb)
+        pred = torch.zeros_like(lab[:, 1:])
+        if model is not None:
+            pred = full_size_ab(net_output(model.net, rgb, net_size), model, T, lab.shape[-2:])
+        grey = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(pred)], 1))
+        tiles += [grey[0], lab_to_rgb(torch.cat([lab[:, :1], pred], 1))[0], rgb[0].float() / 255]
+    save_image(make_grid(torch.stack(tiles).cpu(), nrow=3, padding=3, pad_value=1.0), path)
+
+
+def plot_sweep(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = [float(r["method"].split("T=")[1]) for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(ts, [r["auc"] for r in rows], "o-", label="AuC")
+    ax.plot(ts, [r["auc_rebal"] for r in rows], "s-", label="rebalanced AuC")
+    ax.set_xlabel("annealed-mean temperature T")
+    ax.set_ylabel("%")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
