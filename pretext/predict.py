@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms.v2.functional import resize
 
 from pretext.color import TEMPERATURE, annealed_mean, lab_to_rgb, rgb_to_lab
 
@@ -31,10 +32,10 @@ def predict_ab(output: Tensor, centers: Tensor | None, temperature: float = TEMP
 
 @torch.no_grad()
 def net_output(net: nn.Module, rgb: Tensor, net_size: int | None = None) -> Tensor:
-    """The net's output for images (N, 3, H, W) uint8, seen at ``net_size`` x ``net_size`` (area
-    resampling; None: as they are)."""
-    if net_size is not None:
-        rgb = F.interpolate(rgb.float(), size=(net_size, net_size), mode="area").round_().to(torch.uint8)
+    """The net's output for images (N, 3, H, W) uint8, seen at ``net_size`` x ``net_size``
+    (antialiased bilinear resize; None: as they are)."""
+    if net_size is not None:  # uint8 in, uint8 out: no float copy of a large image
+        rgb = resize(rgb, [net_size, net_size], antialias=True)
     return net(net_input(rgb_to_lab(rgb), getattr(net, "in_channels", 1), rgb))
 
 
@@ -55,18 +56,19 @@ def colorize(
     centers: Tensor | None,
     temperature: float = TEMPERATURE,
     net_size: int | None = None,
-    rows_per_chunk: int = 256,
+    block_pixels: int = 1 << 18,
 ) -> Tensor:
     """Colorize images (N, 3, H, W) uint8: keep their L at full resolution, take the predicted ab
     (predicted at ``net_size`` x ``net_size``; None: full size) upsampled bilinearly. Returns uint8.
 
-    The full-resolution work runs in blocks of rows, so beyond the net at its working size the
-    memory is the input and output images and one block."""
+    The full-resolution work runs in blocks of rows of about ``block_pixels`` pixels, so beyond
+    the net at its working size the memory is the input and output images and one block."""
     N, _, H, W = rgb.shape
     ab = predict_ab(net_output(net, rgb, net_size), centers, temperature).float()
     out = torch.empty_like(rgb)
-    for top in range(0, H, rows_per_chunk):
-        rows = slice(top, min(H, top + rows_per_chunk))
+    rows_per_block = max(1, block_pixels // (N * W))
+    for top in range(0, H, rows_per_block):
+        rows = slice(top, min(H, top + rows_per_block))
         L = rgb_to_lab(rgb[:, :, rows])[:, :1]
         lab = torch.cat([L, upsample_rows(ab, (H, W), rows)], 1)
         out[:, :, rows] = (lab_to_rgb(lab) * 255).round_().to(torch.uint8)

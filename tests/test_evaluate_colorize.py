@@ -60,11 +60,11 @@ def test_colorize_keeps_the_input_l():
         2, 0, 1
     )
     rgb = rgb[None]
-    grey = colorize(_Const(), rgb, None, net_size=16, rows_per_chunk=10)
+    grey = colorize(_Const(), rgb, None, net_size=16, block_pixels=500)
     assert grey.dtype == torch.uint8 and grey.shape == rgb.shape
     assert (rgb_to_lab(grey)[:, 0] - rgb_to_lab(rgb)[:, 0]).abs().max() < 0.6  # 8-bit output
     # fed the image's own ab at full size, the colorization is the image again
-    own = colorize(_Const(rgb_to_lab(rgb)[:, 1:]), rgb, None, net_size=None, rows_per_chunk=10)
+    own = colorize(_Const(rgb_to_lab(rgb)[:, 1:]), rgb, None, net_size=None, block_pixels=500)
     assert (own.int() - rgb.int()).abs().max() <= 1
 
 
