@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretext.checkpoint import Colorizer, load_colorizer  # noqa: E402
-from pretext.color import Gamut, SoftEncoder, ab_grid_histogram, lab_to_rgb, rgb_to_lab  # noqa: E402
+from pretext.color import TEMPERATURE, Gamut, SoftEncoder, ab_grid_histogram, lab_to_rgb, rgb_to_lab  # noqa: E402
 from pretext.images import list_images, read_rgb  # noqa: E402
 from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights  # noqa: E402
 from pretext.predict import net_output, predict_ab  # noqa: E402
@@ -100,7 +100,10 @@ def evaluate(cfg: DictConfig) -> dict:
         gamut, prior_source = measure_prior(files, Gamut.from_srgb()), "the evaluated images (sRGB gamut)"
     prior = gamut.prior.to(device)
     encoder = SoftEncoder(gamut.centers, k=1).to(device)
-    T = model.temperature if model is not None and cfg.temperature is None else float(cfg.temperature or 0.38)
+    if cfg.temperature is not None:
+        T = float(cfg.temperature)
+    else:
+        T = model.temperature if model is not None else TEMPERATURE
     Ts = sorted(set(cfg.T_values) | {T}) if (cfg.sweep_T and model is not None) else [T]
 
     rows = {name: AuC(prior).to(device) for name in ("Ground truth", "Gray", "Random")}

@@ -104,7 +104,8 @@ def test_evaluate_scores_the_baselines_and_a_checkpoint(ckpt, photo_folder, tmp_
 
 
 def test_gray_row_matches_the_metric_computed_by_hand(photo_folder, tmp_path):
-    result = evaluate(_compose("evaluate", f"data.root={photo_folder}", f"output={tmp_path / 'e'}"))
+    result = evaluate(_compose("evaluate", f"data.root={photo_folder}", f"output={tmp_path / 'e'}", "temperature=0"))
+    assert result["temperature"] == 0.0
     errs = []
     from pretext.images import list_images, read_rgb
 
