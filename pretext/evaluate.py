@@ -28,10 +28,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretext.checkpoint import Colorizer, load_colorizer  # noqa: E402
-from pretext.color import TEMPERATURE, Gamut, SoftEncoder, ab_grid_histogram, lab_to_rgb, rgb_to_lab  # noqa: E402
+from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab  # noqa: E402
 from pretext.images import list_images, read_rgb  # noqa: E402
 from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights  # noqa: E402
 from pretext.predict import net_output, predict_ab  # noqa: E402
+from pretext.stats import dataset_grid_histogram  # noqa: E402
 
 log = logging.getLogger("pretext.evaluate")
 
@@ -77,9 +78,7 @@ def classify(net, rgb: torch.Tensor, size: int) -> int:
 
 
 def measure_prior(files: list[Path], gamut: Gamut) -> Gamut:
-    counts = torch.zeros_like(ab_grid_histogram(torch.zeros(2, 1, 1)))
-    for f in track(files, description="prior of the evaluated images"):
-        counts += ab_grid_histogram(rgb_to_lab(read_rgb(f))[1:])
+    counts, _ = dataset_grid_histogram(files, num_workers=0)
     return gamut.with_prior_from(counts)[0]
 
 

@@ -28,32 +28,36 @@ log = logging.getLogger(__name__)
 
 
 class _Histograms(torch.utils.data.Dataset):
-    """One ab grid histogram per image; an unreadable image gives None."""
+    """One ab grid histogram per image (a file or a uint8 tensor); an unreadable file gives None."""
 
-    def __init__(self, files: list[Path]):
-        self.files = files
+    def __init__(self, items: list[Path | torch.Tensor]):
+        self.items = items
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.items)
 
     def __getitem__(self, i: int):
+        item = self.items[i]
         try:
-            rgb = read_rgb(self.files[i])
+            rgb = read_rgb(item) if isinstance(item, Path) else item
         except (RuntimeError, OSError, ValueError):
             return i, None
         return i, ab_grid_histogram(rgb_to_lab(rgb)[1:])
 
 
-def dataset_grid_histogram(files: list[Path], num_workers: int = 2) -> tuple[torch.Tensor, list[Path]]:
-    """Summed ab grid counts over ``files``, and the files that could not be read."""
+def dataset_grid_histogram(
+    items: list[Path | torch.Tensor], num_workers: int = 2
+) -> tuple[torch.Tensor, list[Path | torch.Tensor]]:
+    """Summed ab grid counts over images (files or tensors), and the files that could not be
+    read. Streams: one image at a time per worker."""
     loader = torch.utils.data.DataLoader(
-        _Histograms(files), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
+        _Histograms(items), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
     )
     total = torch.zeros_like(ab_grid_histogram(torch.zeros(2, 1, 1)))
     skipped = []
-    for i, hist in track(loader, total=len(files), description="ab histogram"):
+    for i, hist in track(loader, total=len(items), description="ab histogram"):
         if hist is None:
-            skipped.append(files[i])
+            skipped.append(items[i])
         else:
             total += hist
     return total, skipped

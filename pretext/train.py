@@ -63,22 +63,13 @@ def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
         return Gamut.from_file(stats_file)
     datamodule.setup("fit")
     items = datamodule.images[: cfg.color.prior_images]
-    counts = torch.zeros_like(ab_grid_histogram(torch.zeros(2, 1, 1)))
-    skipped = 0
-    for item in items:
-        try:
-            rgb = read_rgb(item) if isinstance(item, Path) else item
-        except (RuntimeError, OSError, ValueError):
-            skipped += 1
-            continue
-        counts += ab_grid_histogram(rgb_to_lab(rgb)[1:])
-    base = Gamut.from_srgb() if cfg.color.gamut == "srgb" else Gamut.from_file(cfg.color.gamut)
-    gamut, outside = base.with_prior_from(counts, cfg.color.sigma)
+    counts, skipped = dataset_grid_histogram(items, num_workers=min(2, datamodule.num_workers))
+    gamut, outside = choose_gamut(str(cfg.color.gamut), counts, cfg.color.sigma)
     gamut.save(stats_file, grid_counts=counts.numpy())
     log.info(
         "prior measured on %d training images (%d unreadable, %d pixels outside the gamut) -> %s; "
         "for the whole set run pretext/stats.py and pass color.stats=FILE",
-        len(items) - skipped, skipped, outside, stats_file,
+        len(items) - len(skipped), len(skipped), outside, stats_file,
     )  # fmt: skip
     return gamut
 
@@ -204,9 +195,10 @@ def main(cfg: DictConfig) -> None:
 
 
 from pretext.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint  # noqa: E402
-from pretext.color import Gamut, ab_grid_histogram, rgb_to_lab  # noqa: E402
+from pretext.color import Gamut  # noqa: E402
 from pretext.images import read_rgb  # noqa: E402
 from pretext.module import ColorizationModule  # noqa: E402
+from pretext.stats import choose_gamut, dataset_grid_histogram  # noqa: E402
 
 if __name__ == "__main__":
     main()
