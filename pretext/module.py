@@ -82,9 +82,7 @@ class ColorizationModule(L.LightningModule):
         # The encoder's lookup tables are derived identically on every rank (and gloo cannot
         # broadcast their bool / int16 dtypes): DDP leaves them out of its start-up sync.
         self._ddp_params_and_buffers_to_ignore = [f"encoder.{name}" for name, _ in self.encoder.named_buffers()]
-        self.register_buffer("centers", gamut.centers.clone(), persistent=False)
         prior = gamut.prior if gamut.prior is not None else torch.full((gamut.Q,), 1.0 / gamut.Q)
-        self.register_buffer("prior", prior.clone(), persistent=False)
         self.register_buffer("bin_weights", rebalance_weights(prior, self.lam), persistent=False)
         self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
         self.val_auc = AuC(prior)
@@ -115,8 +113,7 @@ class ColorizationModule(L.LightningModule):
         }
 
     def _forward_batch(self, batch) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]] | None:
-        rgb, skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
+        rgb, _ = batch
         if rgb.shape[0] == 0:
             return None
         lab, x = self._targets(rgb)
@@ -126,6 +123,7 @@ class ColorizationModule(L.LightningModule):
         return lab, out, ab_t, self._losses(out, ab_t)
 
     def training_step(self, batch, batch_idx: int):
+        self.skipped += batch[1].to(self.skipped.device)  # unreadable training files (this rank)
         res = self._forward_batch(batch)
         self.log("train/skipped_images", self.skipped.float(), reduce_fx="max", sync_dist=False)
         if res is None:
@@ -145,7 +143,7 @@ class ColorizationModule(L.LightningModule):
         n = batch[0].shape[0]
         self.log("val/loss", losses["loss"], batch_size=n, sync_dist=True)
         self.log("val/loss_weighted", losses["loss_weighted"], batch_size=n, sync_dist=True)
-        pred = predict_ab(out, self.centers, self.temperature)
+        pred = predict_ab(out, self.encoder.centers, self.temperature)
         nearest = losses["nearest"]
         if nearest is None:
             _, _, nearest = self.encoder(ab_t)

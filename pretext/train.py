@@ -178,7 +178,7 @@ def write_samples(module, datamodule, path: Path) -> Path:
     imgs = [center_crop(resize(read_rgb(p) if isinstance(p, Path) else p, size, antialias=True), size) for p in photos]
     rgb = torch.stack(imgs).to(module.device)
     module.eval()
-    out = colorize(module.net, rgb, module.centers, module.temperature).float() / 255
+    out = colorize(module.net, rgb, module.encoder.centers, module.temperature).float() / 255
     rows = torch.stack([grey_rgb(rgb), out, rgb.float() / 255], 1).flatten(0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(make_grid(rows.cpu(), nrow=3, padding=4, pad_value=1.0), path)
