@@ -81,10 +81,19 @@ class ResumableSampler(Sampler):
 
 
 class CropDataset(Dataset):
-    """Images (files or tensors) -> uint8 crops; ``None`` for an unreadable file."""
+    """Images (files or tensors) -> uint8 crops, or (crop, label) when ``labels`` are given; ``None``
+    for an unreadable file."""
 
-    def __init__(self, items: Sequence[Path | Tensor], crop: int, resize: int, train: bool, min_scale: float | None):
-        self.items, self.train = list(items), train
+    def __init__(
+        self,
+        items: Sequence[Path | Tensor],
+        crop: int,
+        resize: int,
+        train: bool,
+        min_scale: float | None,
+        labels: Sequence[int] | None = None,
+    ):
+        self.items, self.train, self.labels = list(items), train, labels
         if train and min_scale is not None:
             self.transform = v2.Compose(
                 [v2.RandomResizedCrop(crop, scale=(min_scale, 1.0), antialias=True), v2.RandomHorizontalFlip()]
@@ -110,7 +119,8 @@ class CropDataset(Dataset):
                 return None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self.transform(item)
+            crop = self.transform(item)
+        return crop if self.labels is None else (crop, int(self.labels[i]))
 
 
 def collate_crops(batch: list[Tensor | None]) -> tuple[Tensor, Tensor]:
@@ -120,6 +130,34 @@ def collate_crops(batch: list[Tensor | None]) -> tuple[Tensor, Tensor]:
     if not good:
         return torch.zeros(0, 3, 1, 1, dtype=torch.uint8), skipped
     return torch.stack(good), skipped
+
+
+def collate_labelled(batch: list[tuple[Tensor, int] | None]) -> tuple[tuple[Tensor, Tensor], Tensor]:
+    """``((crops, labels), skipped)``: the readable crops with their labels, and how many were skipped."""
+    good = [x for x in batch if x is not None]
+    skipped = torch.tensor(len(batch) - len(good))
+    if not good:
+        return (torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)), skipped
+    return (torch.stack([c for c, _ in good]), torch.tensor([y for _, y in good])), skipped
+
+
+def class_folders(root: str | Path) -> tuple[list[str], list[Path], list[int]]:
+    """An ImageNet-style folder (one sub-folder of images per class): (classes, files, labels)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder: give a folder with one sub-folder of images per class")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise FileNotFoundError(
+            f"{root} has no class folders: a labelled set needs one sub-folder of images per class "
+            "(ImageNet layout: train/<class>/*.JPEG)"
+        )
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        found = list_images(root / c)
+        files += found
+        labels += [i] * len(found)
+    return classes, files, labels
 
 
 class ColorizationData(L.LightningDataModule):
@@ -176,13 +214,18 @@ class ColorizationData(L.LightningDataModule):
         if self.trainer is not None:
             self.sampler.set_epoch(self.trainer.current_epoch)
         self.sampler.start, self._resume_batches = self._resume_batches * self.batch_size, 0
-        return self._loader(CropDataset(self.train_items, self.crop, self.resize, True, self.min_scale), self.sampler)
+        return self._loader(self._dataset(self.train_items, True), self.sampler)
 
     def val_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         sampler = ResumableSampler(len(self.val_items), shuffle=False, rank=rank, world=world)
-        return self._loader(CropDataset(self.val_items, self.crop, self.resize, False, None), sampler)
+        return self._loader(self._dataset(self.val_items, False), sampler)
+
+    def _dataset(self, items: list, train: bool) -> Dataset:
+        return CropDataset(items, self.crop, self.resize, train, self.min_scale if train else None)
+
+    collate = staticmethod(collate_crops)
 
     def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
         return DataLoader(
@@ -190,7 +233,7 @@ class ColorizationData(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_crops,
+            collate_fn=self.collate,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=False,
             drop_last=False,
@@ -205,3 +248,51 @@ class ColorizationData(L.LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_batches = int(state.get("batches_done_in_epoch", 0))
+
+
+class LabelledFolderData(ColorizationData):
+    """Crops with class labels from an ImageNet-style folder: ``root/train`` and ``root/val`` each
+    hold one sub-folder per class, with the same class names. Training: ``crop`` random crops of images
+    resized to ``resize`` on the shorter side, flipped; validation: the centre crop."""
+
+    def __init__(self, name: str, root: str, train_split: str = "train", val_split: str = "val", **kw):
+        base = Path(root).expanduser()
+        for split in (train_split, val_split):
+            if not (base / split).is_dir():
+                raise FileNotFoundError(
+                    f"data root {base} has no {split}/ folder: expected the ImageNet layout "
+                    f"{base}/{train_split}/<class>/*.JPEG and {base}/{val_split}/<class>/*.JPEG"
+                )
+        super().__init__(name, root=str(base / train_split), val_root=str(base / val_split), **kw)
+        self.classes: list[str] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_items:
+            return
+        self.classes, files, labels = class_folders(self.root)
+        val_classes, val_files, val_labels = class_folders(self.val_root)
+        if val_classes != self.classes:
+            only_train = sorted(set(self.classes) - set(val_classes))
+            only_val = sorted(set(val_classes) - set(self.classes))
+            raise ValueError(
+                f"the classes of {self.val_root} differ from those of {self.root}: only in train "
+                f"{only_train[:5]}, only in val {only_val[:5]}; both need the same class folders"
+            )
+        if self.max_images:  # an even subset: every k-th file keeps every class
+            step = max(1, len(files) // self.max_images)
+            files, labels = files[::step], labels[::step]
+            vstep = max(1, len(val_files) // self.max_images)
+            val_files, val_labels = val_files[::vstep], val_labels[::vstep]
+        self.train_items, self.train_labels = files * self.repeats, labels * self.repeats
+        self.val_items, self.val_labels = val_files, val_labels
+        self.images = files
+        log.info(
+            "data %s: %d classes, %d training and %d validation images",
+            self.name, len(self.classes), len(files), len(val_files),
+        )  # fmt: skip
+
+    def _dataset(self, items: list, train: bool) -> Dataset:
+        labels = self.train_labels if train else self.val_labels
+        return CropDataset(items, self.crop, self.resize, train, self.min_scale if train else None, labels)
+
+    collate = staticmethod(collate_labelled)

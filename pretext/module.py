@@ -203,6 +203,7 @@ class ColorizationModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["suite"] = {"method": "colorization"}  # read by downstream/encoder.py
         checkpoint["colorization"] = {
             "centers": self.gamut.centers.cpu(),
             "prior": None if self.gamut.prior is None else self.gamut.prior.cpu(),

@@ -38,35 +38,40 @@ class AlexNetCC(nn.Module):
     of those layers' outputs, computing only as far as the deepest one asked for.
     ``in_channels``: 1 (L, colorization) or 3 (RGB, for baselines that need it).
     ``fc_width``: 4096 as trained; a named reduced variant in config narrows it for CPU runs.
+    ``last``: the deepest layer built (``pool5`` for an encoder without fc layers, as Context
+    Encoders uses).
     """
 
-    def __init__(self, out_channels: int = 313, in_channels: int = 1, fc_width: int = 4096):
+    def __init__(self, out_channels: int = 313, in_channels: int = 1, fc_width: int = 4096, last: str = "fc8"):
         super().__init__()
         if in_channels not in (1, 3):
             raise ValueError(f"AlexNetCC in_channels must be 1 (L) or 3 (RGB), got {in_channels}")
-        self.in_channels, self.out_channels, self.fc_width = in_channels, out_channels, fc_width
-        self.blocks = nn.Sequential(
-            OrderedDict(
-                conv1=conv_bn_relu(in_channels, 96, 11, stride=4, padding=5),
-                pool1=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv2=conv_bn_relu(96, 256, 5, padding=2, groups=2),
-                pool2=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv3=conv_bn_relu(256, 384, 3, padding=1),
-                conv4=conv_bn_relu(384, 384, 3, padding=1, groups=2),
-                conv5=conv_bn_relu(384, 256, 3, padding=1, groups=2),
-                pool5=nn.MaxPool2d(3, 1, padding=1),
-                fc6=conv_bn_relu(256, fc_width, 6, padding=5, dilation=2),
-                fc7=conv_bn_relu(fc_width, fc_width, 1),
-                fc8=nn.Conv2d(fc_width, out_channels, 1),
-            )
-        )
+        if last not in ALEXNET_LAYERS:
+            raise ValueError(f"AlexNetCC last={last!r} is not a layer; valid: {', '.join(ALEXNET_LAYERS)}")
+        self.in_channels, self.out_channels, self.fc_width, self.last = in_channels, out_channels, fc_width, last
+        w = fc_width
+        make = {  # built only as deep as ``last``
+            "conv1": lambda: conv_bn_relu(in_channels, 96, 11, stride=4, padding=5),
+            "pool1": lambda: nn.MaxPool2d(3, 2, ceil_mode=True),
+            "conv2": lambda: conv_bn_relu(96, 256, 5, padding=2, groups=2),
+            "pool2": lambda: nn.MaxPool2d(3, 2, ceil_mode=True),
+            "conv3": lambda: conv_bn_relu(256, 384, 3, padding=1),
+            "conv4": lambda: conv_bn_relu(384, 384, 3, padding=1, groups=2),
+            "conv5": lambda: conv_bn_relu(384, 256, 3, padding=1, groups=2),
+            "pool5": lambda: nn.MaxPool2d(3, 1, padding=1),
+            "fc6": lambda: conv_bn_relu(256, w, 6, padding=5, dilation=2),
+            "fc7": lambda: conv_bn_relu(w, w, 1),
+            "fc8": lambda: nn.Conv2d(w, out_channels, 1),
+        }
+        keep = ALEXNET_LAYERS[: ALEXNET_LAYERS.index(last) + 1]
+        self.blocks = nn.Sequential(OrderedDict((name, make[name]()) for name in keep))
 
     def forward(self, x: Tensor, layers: Sequence[str] | None = None) -> Tensor | dict[str, Tensor]:
         if layers is None:
             return self.blocks(x)
-        unknown = set(layers) - set(ALEXNET_LAYERS)
+        unknown = set(layers) - set(self.blocks._modules)
         if unknown:
-            raise ValueError(f"unknown AlexNetCC layers {sorted(unknown)}; valid: {', '.join(ALEXNET_LAYERS)}")
+            raise ValueError(f"AlexNetCC has no layer {sorted(unknown)}; valid: {', '.join(self.blocks._modules)}")
         wanted, out = set(layers), {}
         for name, block in self.blocks.named_children():
             x = block(x)

@@ -1,0 +1,123 @@
+"""ImageNet linear probes per layer on a frozen encoder.
+
+    python downstream/linear_probe.py ckpt=PATH layer=conv4            # one layer
+    python downstream/linear_probe.py ckpt=PATH layer=all pool=avg     # conv1..conv5 + pool5, one pass
+    python downstream/linear_probe.py init=gaussian schedule=short     # the random baseline
+    make linear-probe LAYER=conv4 CKPT=PATH DATA=DIR
+
+Config: conf/linear_probe.yaml (groups pool, schedule, trainer, logger). Top-1 and top-5 per layer
+go to the results store (``results``), one record per (method, checkpoint, layer, pool, dataset),
+and to wandb/CSV under the same keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+log = logging.getLogger("downstream.linear_probe")
+
+
+def probe(cfg: DictConfig) -> dict:
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+
+    from downstream.encoder import FrozenEncoder, check_layers, load_encoder, parse_layers
+    from downstream.probe_module import LinearProbeModule
+    from downstream.reduce import POOLS
+    from downstream.results import make_record, write_records
+    from pretext.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint
+    from pretext.train import trainer_kwargs
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    if cfg.pool.name not in POOLS:
+        raise ValueError(f"pool={cfg.pool.name!r} is not a reduction; valid: {', '.join(POOLS)}")
+    layers = parse_layers(cfg.layer)
+    net, info = load_encoder(cfg.ckpt, cfg.init, in_channels=cfg.init_channels, seed=cfg.seed)
+    check_layers(layers, info.layers)
+    if cfg.run_name is None:
+        cfg.run_name = f"{info.method}-{info.digest}_{cfg.layer}_{cfg.pool.name}_{cfg.schedule.name}"
+    run_dir = Path(cfg.run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if cfg.resume and not last.is_file():
+        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
+    if not cfg.resume and last.is_file():
+        raise FileExistsError(f"{last} exists: pass resume=true to continue that probe, or a new run_name")
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    s = cfg.schedule
+    module = LinearProbeModule(
+        FrozenEncoder(net, layers),
+        num_classes=len(datamodule.classes),
+        pool=cfg.pool.name,
+        pool_spec=OmegaConf.to_container(cfg.pool, resolve=True),
+        lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay,
+        lr_step=s.lr_step, lr_gamma=s.lr_gamma,
+    )  # fmt: skip
+    loggers = []
+    for c in (cfg.logger or {}).values():
+        extra = {"group": f"{info.method}/linear_probe"} if str(c._target_).endswith("WandbLogger") else {}
+        loggers.append(instantiate(c, **extra))
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
+                        every_n_train_steps=cfg.trainer.ckpt_every_n_steps, save_top_k=1, save_last=True),
+        PreemptionCheckpoint(last),
+        RichProgressBar(),
+    ]  # fmt: skip
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        logger=loggers or False,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,
+        **trainer_kwargs(cfg.trainer),
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
+    if trainer.global_step < int(cfg.trainer.max_steps):
+        log.warning("stopped at step %d of %d: resume=true continues it", trainer.global_step, cfg.trainer.max_steps)
+        return {"run_dir": str(run_dir), "complete": False, "global_step": trainer.global_step}
+    if module.final_step != trainer.global_step:  # the final heads, on all of val
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    options = {
+        "pool": cfg.pool.name,
+        "schedule": s.name,
+        "steps": int(trainer.global_step),
+        "crop": int(cfg.data.crop),
+        "input": info.input,
+    }
+    records = [
+        make_record(info, "linear_probe", layer, options, cfg.data.name, metric, value)
+        | {"pretext": info.extra, "skipped_images": int(module.skipped)}
+        for layer, metrics in module.final.items()
+        for metric, value in metrics.items()
+    ]
+    if trainer.is_global_zero:
+        write_records(cfg.results, records)
+        for layer, m in module.final.items():
+            log.info("%s %s (%s pool): top-1 %.2f  top-5 %.2f", info.method, layer, cfg.pool.name, m["top1"], m["top5"])
+        log.info("%d records -> %s; %d unreadable images skipped", len(records), cfg.results, int(module.skipped))
+    return {"run_dir": str(run_dir), "complete": True, "results": module.final, "records": records}
+
+
+@hydra.main(config_path="../conf", config_name="linear_probe", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    result = probe(cfg)
+    for layer, m in result.get("results", {}).items():
+        print(f"{layer:6s} top-1 {m['top1']:6.2f}  top-5 {m['top5']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The results store: replace-not-duplicate, and a half-written last line."""
+
+import pytest
+
+from downstream.encoder import EncoderInfo
+from downstream.results import make_record, read_records, write_records
+
+INFO = EncoderInfo("colorization", "/x.ckpt", "abc", 1, ("conv1",))
+
+
+def rec(layer: str, value: float) -> dict:
+    return make_record(INFO, "linear_probe", layer, {"pool": "avg"}, "imagenette", "top1", value)
+
+
+def test_rewriting_a_record_replaces_it(tmp_path):
+    store = tmp_path / "r.jsonl"
+    write_records(store, [rec("conv1", 10), rec("conv2", 20)])
+    write_records(store, [rec("conv1", 11)])
+    got = {r["layer"]: r["value"] for r in read_records(store)}
+    assert got == {"conv1": 11.0, "conv2": 20.0} and len(read_records(store)) == 2
+    other_pool = rec("conv1", 5) | {"options": {"pool": "resize"}}
+    write_records(store, [other_pool])
+    assert len(read_records(store)) == 3
+
+
+def test_a_half_written_last_line_is_dropped(tmp_path):
+    store = tmp_path / "r.jsonl"
+    write_records(store, [rec("conv1", 10)])
+    with open(store, "a") as f:
+        f.write('{"method": "colorization", "lay')
+    assert [r["value"] for r in read_records(store)] == [10.0]
+    write_records(store, [rec("conv2", 3)])
+    assert sorted(r["layer"] for r in read_records(store)) == ["conv1", "conv2"]
+
+
+def test_a_record_without_its_key_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="missing layer"):
+        write_records(tmp_path / "r.jsonl", [{k: v for k, v in rec("conv1", 1).items() if k != "layer"}])
