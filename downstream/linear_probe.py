@@ -45,7 +45,8 @@ def probe(cfg: DictConfig) -> dict:
     net, info = load_encoder(cfg.ckpt, cfg.init, in_channels=cfg.init_channels, seed=cfg.seed)
     check_layers(layers, info.layers)
     if cfg.run_name is None:
-        cfg.run_name = f"{info.method}-{info.digest}_{cfg.layer}_{cfg.pool.name}_{cfg.schedule.name}"
+        which = "all" if cfg.layer == "all" else "-".join(layers)
+        cfg.run_name = f"{info.method}-{info.digest}_{which}_{cfg.pool.name}_{cfg.schedule.name}"
     run_dir = Path(cfg.run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.resume and not last.is_file():

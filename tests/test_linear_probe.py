@@ -158,8 +158,7 @@ LEVELS = {"c0": 0, "c1": 1, "c2": 2, "c3": 3}
 
 
 def test_probe_separates_separable_classes_and_leaves_the_encoder_untouched(tmp_path, monkeypatch):
-    from downstream import linear_probe
-    from downstream import probe_module
+    from downstream import linear_probe, probe_module
 
     write_folder(tmp_path / "d" / "train", LEVELS, 16, seed=1)
     write_folder(tmp_path / "d" / "val", LEVELS, 8, seed=2)
