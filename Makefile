@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-quick lint pretext stats bench bench-train
+.PHONY: install test test-quick lint pretext stats bench bench-train bench-probe linear-probe svm-probe
 
 install: $(STAMP)
 
@@ -38,3 +38,17 @@ bench: install
 
 bench-train: install
 	$(PY) benchmarks/bench_train.py
+
+bench-probe: install
+	$(PY) benchmarks/bench_probe.py
+
+# Linear probes on a frozen encoder: make linear-probe LAYER=conv4 CKPT=path [DATA=dir] [ARGS=...]
+# (INIT=gaussian instead of CKPT for the random baseline; LAYER=all trains every layer in one pass)
+LAYER ?= all
+DATA ?= ../shared/data/imagenette
+linear-probe: install
+	$(PY) downstream/linear_probe.py layer=$(LAYER) data.root=$(DATA) \
+		$(if $(CKPT),ckpt=$(CKPT)) $(if $(INIT),init=$(INIT)) $(ARGS)
+
+svm-probe: install
+	$(PY) downstream/svm_probe.py layer=$(LAYER) $(if $(CKPT),ckpt=$(CKPT)) $(if $(INIT),init=$(INIT)) $(ARGS)

@@ -87,6 +87,56 @@ def init_weights_from(net: torch.nn.Module, ckpt: str) -> None:
     log.info("initialised from %s; %d tensors kept at their init: %s", ckpt, len(missing), ", ".join(missing[:6]))
 
 
+TASKS = ("colorization", "context_encoder")
+
+
+def build_module(cfg: DictConfig, run_dir: Path, datamodule):
+    """The pretext task's LightningModule (``task.name``), its encoder built from ``model.net``."""
+    from hydra.utils import instantiate
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.task.name == "colorization":
+        gamut = load_gamut(cfg, run_dir, datamodule)
+        out_channels = 2 if cfg.task.loss == "l2" else gamut.Q
+        net = instantiate(cfg.model.net, out_channels=out_channels)
+        if cfg.task.init_from and not cfg.resume:
+            init_weights_from(net, cfg.task.init_from)
+        return ColorizationModule(
+            net=net,
+            gamut=gamut,
+            optimizer=instantiate(cfg.model.optimizer),
+            loss=cfg.task.loss,
+            lam=cfg.task.lam,
+            k=cfg.color.k,
+            sigma=cfg.color.sigma,
+            temperature=cfg.task.temperature,
+            lr_milestones=tuple(cfg.model.lr_milestones),
+            lr_factors=tuple(cfg.model.lr_factors),
+            lr_reference_batch=cfg.model.lr_reference_batch,
+            sample_every_n_epochs=cfg.task.sample_every_n_epochs,
+            samples_dir=str(run_dir / "samples"),
+            config=config,
+        )
+    if cfg.task.name == "context_encoder":
+        from pretext.context_module import INPUTS, ContextEncoderModule
+
+        if cfg.task.input not in INPUTS:
+            raise ValueError(f"task.input={cfg.task.input!r} is not an input; valid: {', '.join(INPUTS)}")
+        in_channels = 3 if cfg.task.input == "rgb" else 1
+        net = instantiate(cfg.model.net, out_channels=1, in_channels=in_channels, last="pool5")
+        return ContextEncoderModule(
+            net=net,
+            optimizer=instantiate(cfg.task.optimizer),
+            crop=cfg.model.crop,
+            mask=cfg.task.mask,
+            mask_fraction=cfg.task.mask_fraction,
+            l2_only=cfg.task.l2_only,
+            mean_pixel=tuple(cfg.task.mean_pixel),
+            config=config,
+        )
+    raise ValueError(f"task={cfg.task.name!r} is not a pretext task; valid: {', '.join(TASKS)}")
+
+
 def train(cfg: DictConfig) -> dict:
     import lightning as L
     from hydra.utils import instantiate
@@ -103,27 +153,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
-    gamut = load_gamut(cfg, run_dir, datamodule)
-    out_channels = 2 if cfg.task.loss == "l2" else gamut.Q
-    net = instantiate(cfg.model.net, out_channels=out_channels)
-    if cfg.task.init_from and not cfg.resume:
-        init_weights_from(net, cfg.task.init_from)
-    module = ColorizationModule(
-        net=net,
-        gamut=gamut,
-        optimizer=instantiate(cfg.model.optimizer),
-        loss=cfg.task.loss,
-        lam=cfg.task.lam,
-        k=cfg.color.k,
-        sigma=cfg.color.sigma,
-        temperature=cfg.task.temperature,
-        lr_milestones=tuple(cfg.model.lr_milestones),
-        lr_factors=tuple(cfg.model.lr_factors),
-        lr_reference_batch=cfg.model.lr_reference_batch,
-        sample_every_n_epochs=cfg.task.sample_every_n_epochs,
-        samples_dir=str(run_dir / "samples"),
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
+    module = build_module(cfg, run_dir, datamodule)
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.logger else False
     callbacks = [
         ModelCheckpoint(
@@ -156,7 +186,7 @@ def train(cfg: DictConfig) -> dict:
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
     if trainer.is_global_zero:
-        if cfg.samples:
+        if cfg.samples and cfg.task.name == "colorization":
             result["samples"] = str(write_samples(module, datamodule, run_dir / "samples.png"))
         log.info("skipped %d unreadable images", result["skipped_images"])
         log.info("checkpoint: %s", result["last_checkpoint"])
