@@ -8,13 +8,14 @@ read from the weights (conv1's input channels), never chosen by hand.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from pretext.checkpoint import read_checkpoint
 from pretext.color import rgb_to_lab
 from pretext.nets import ALEXNET_LAYERS, AlexNetCC
 from pretext.predict import net_input
@@ -46,23 +47,45 @@ def file_digest(path: str | Path) -> str:
 
 
 # ----------------------------------------------------------------------------------- inits
-def gaussian_init(net: AlexNetCC, std: float = 0.01, **_) -> None:
-    """Gaussian random weights (the paper's "Gaussian" row): N(0, std^2) weights, zero biases."""
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
+INITS = ("gaussian", "kraehenbuehl")
+NEEDS_DATA = ("kraehenbuehl",)
 
 
-INITS: dict[str, Callable] = {"gaussian": gaussian_init}
+def calibration_batch(root: str | Path | None, n: int = 64, crop: int = 227, in_channels: int = 1) -> Tensor:
+    """``n`` images evenly spread over the folder ``root`` (recursive; None: the embedded sample
+    photos), resized to 256 on the shorter side, centre-cropped, in the encoder's input space."""
+    from pretext.data import SAMPLE_TRAIN, CropDataset, collate_crops, sample_photo
+    from pretext.images import list_images
+
+    if root is None:
+        items = [sample_photo(name) for name in SAMPLE_TRAIN]
+    else:
+        files = list_images(root)
+        items = files[:: max(1, len(files) // n)][:n]
+    data = CropDataset(items, crop, 256, train=False, min_scale=None)
+    rgb, skipped = collate_crops([data[i] for i in range(len(data))])
+    if len(rgb) == 0:
+        raise ValueError(f"no readable calibration image under {root}")
+    return net_input(rgb_to_lab(rgb), in_channels, rgb)
 
 
-def init_encoder(name: str, in_channels: int = 1, seed: int = 0, last: str = "fc7", **kw) -> AlexNetCC:
+def init_encoder(
+    name: str, in_channels: int = 1, seed: int = 0, last: str = "fc7", calibration: Tensor | None = None
+) -> AlexNetCC:
+    """An initialisation baseline: ``gaussian`` (N(0, 0.01^2)) or ``kraehenbuehl`` (data-dependent,
+    on ``calibration``: a batch in the net's input space, e.g. from :func:`calibration_batch`)."""
+    from pretext.inits import gaussian_init, kraehenbuehl_init
+
     if name not in INITS:
-        raise ValueError(f"init={name!r} is not an initialisation; valid: {', '.join(sorted(INITS))}")
+        raise ValueError(f"init={name!r} is not an initialisation; valid: {', '.join(INITS)}")
+    if name in NEEDS_DATA and calibration is None:
+        raise ValueError(f"init={name} is computed from images: set init_data=DIR (any folder of images)")
     torch.manual_seed(seed)
     net = AlexNetCC(out_channels=1, in_channels=in_channels, last=last)
-    INITS[name](net, **kw)
+    if name == "gaussian":
+        gaussian_init(net)
+    else:
+        kraehenbuehl_init(net, calibration, seed=seed)
     return net.eval()
 
 
@@ -114,26 +137,28 @@ def save_encoder(net: AlexNetCC, method: str, path: str | Path, extra: dict | No
 
 
 def load_encoder(
-    ckpt: str | Path | None = None, init: str | None = None, in_channels: int = 1, seed: int = 0
+    ckpt: str | Path | None = None,
+    init: str | None = None,
+    in_channels: int = 1,
+    seed: int = 0,
+    init_data: str | Path | None = None,
 ) -> tuple[AlexNetCC, EncoderInfo]:
     """Exactly one of ``ckpt`` (any suite checkpoint or exported encoder) and ``init`` (a baseline
-    initialisation: one of :data:`INITS`, with ``in_channels`` and ``seed``)."""
+    initialisation: one of :data:`INITS`, with ``in_channels``, ``seed`` and, for the data-dependent
+    one, the image folder ``init_data``)."""
     if (ckpt is None) == (init is None):
         raise ValueError("give exactly one of ckpt=PATH (a suite checkpoint or exported encoder) and init=NAME "
-                         f"(valid inits: {', '.join(sorted(INITS))})")  # fmt: skip
+                         f"(valid inits: {', '.join(INITS)})")  # fmt: skip
     if init is not None:
-        net = init_encoder(init, in_channels=in_channels, seed=seed)
+        calibration = None
+        if init in NEEDS_DATA and init_data is not None:
+            calibration = calibration_batch(init_data, in_channels=in_channels)
+        net = init_encoder(init, in_channels=in_channels, seed=seed, calibration=calibration)
         layers = tuple(net.blocks._modules)
-        return net, EncoderInfo(init, f"init:{init}", f"{init}-seed{seed}", in_channels, layers)
+        digest = f"{init}-seed{seed}" + (f"-{Path(init_data).name}" if calibration is not None else "")
+        return net, EncoderInfo(init, f"init:{init}", digest, in_channels, layers)
     path = Path(ckpt).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, non-checkpoints
-        raise ValueError(f"{path} is not a checkpoint this suite can read ({type(err).__name__}: {err})") from err
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path} is not a checkpoint this suite can read")
+    loaded = read_checkpoint(path)
     state, method = encoder_state(loaded, path)
     net = net_from_state(state)
     info = EncoderInfo(method, str(path.resolve()), file_digest(path), net.in_channels, tuple(net.blocks._modules))
@@ -157,6 +182,19 @@ def parse_layers(layer: str | Sequence[str], valid: Sequence[str] = PROBE_LAYERS
         names = tuple(layer)
     check_layers(names, valid, valid)
     return tuple(names)
+
+
+def encoder_from_config(cfg) -> tuple[AlexNetCC, EncoderInfo, tuple[str, ...]]:
+    """What every evaluation starts with: its config's ``pool``, ``layer``, ``ckpt`` / ``init``
+    checked, and the encoder loaded."""
+    from downstream.reduce import POOLS
+
+    if cfg.pool.name not in POOLS:
+        raise ValueError(f"pool={cfg.pool.name!r} is not a reduction; valid: {', '.join(POOLS)}")
+    layers = parse_layers(cfg.layer)
+    net, info = load_encoder(cfg.ckpt, cfg.init, cfg.init_channels, cfg.seed, cfg.get("init_data"))
+    check_layers(layers, info.layers)
+    return net, info, layers
 
 
 class FrozenEncoder(nn.Module):

@@ -31,28 +31,19 @@ def probe(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 
-    from downstream.encoder import FrozenEncoder, check_layers, load_encoder, parse_layers
+    from downstream.encoder import FrozenEncoder, encoder_from_config
     from downstream.probe_module import LinearProbeModule
-    from downstream.reduce import POOLS
     from downstream.results import make_record, write_records
     from pretext.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint
-    from pretext.train import trainer_kwargs
+    from pretext.train import last_checkpoint, trainer_kwargs
 
     os.environ.setdefault("WANDB_MODE", "offline")
-    if cfg.pool.name not in POOLS:
-        raise ValueError(f"pool={cfg.pool.name!r} is not a reduction; valid: {', '.join(POOLS)}")
-    layers = parse_layers(cfg.layer)
-    net, info = load_encoder(cfg.ckpt, cfg.init, in_channels=cfg.init_channels, seed=cfg.seed)
-    check_layers(layers, info.layers)
+    net, info, layers = encoder_from_config(cfg)
     if cfg.run_name is None:
         which = "all" if cfg.layer == "all" else "-".join(layers)
         cfg.run_name = f"{info.method}-{info.digest}_{which}_{cfg.pool.name}_{cfg.schedule.name}"
     run_dir = Path(cfg.run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.resume and not last.is_file():
-        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
-    if not cfg.resume and last.is_file():
-        raise FileExistsError(f"{last} exists: pass resume=true to continue that probe, or a new run_name")
+    last = last_checkpoint(run_dir, cfg.resume)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)

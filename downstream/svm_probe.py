@@ -133,16 +133,11 @@ def cached_features(cfg, encoder, info, split: str, paths, layers) -> dict:
 
 # ------------------------------------------------------------------------------- main
 def svm_probe(cfg: DictConfig) -> dict:
-    from downstream.encoder import FrozenEncoder, check_layers, load_encoder, parse_layers
-    from downstream.reduce import POOLS
+    from downstream.encoder import FrozenEncoder, encoder_from_config
     from downstream.results import make_record, write_records
 
     os.environ.setdefault("WANDB_MODE", "offline")
-    if cfg.pool.name not in POOLS:
-        raise ValueError(f"pool={cfg.pool.name!r} is not a reduction; valid: {', '.join(POOLS)}")
-    layers = parse_layers(cfg.layer)
-    net, info = load_encoder(cfg.ckpt, cfg.init, in_channels=cfg.init_channels, seed=cfg.seed)
-    check_layers(layers, info.layers)
+    net, info, layers = encoder_from_config(cfg)
     encoder = FrozenEncoder(net, layers)
     train_paths, train_labels, classes = dataset_items(cfg, cfg.data.train_split)
     test_paths, test_labels, _ = dataset_items(cfg, cfg.data.test_split)

@@ -22,10 +22,8 @@ class Colorizer:
     path: Path
 
 
-def load_colorizer(path: str | Path, device: str | torch.device = "cpu", gamut: Gamut | None = None) -> Colorizer:
-    """A checkpoint written by ``pretext/train.py`` (``torch.load(weights_only=True)``).
-
-    ``gamut``: when given, the checkpoint must have been trained on it (else a clear error)."""
+def read_checkpoint(path: str | Path) -> dict:
+    """A suite file read with ``torch.load(weights_only=True)``, or a clear error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -33,7 +31,18 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu", gamut: 
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated files, non-checkpoints
         raise ValueError(f"{path} is not a checkpoint this suite can read ({type(err).__name__}: {err})") from err
-    if not isinstance(ckpt, dict) or "colorization" not in ckpt or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} is not a checkpoint this suite can read")
+    return ckpt
+
+
+def load_colorizer(path: str | Path, device: str | torch.device = "cpu", gamut: Gamut | None = None) -> Colorizer:
+    """A checkpoint written by ``pretext/train.py`` (``torch.load(weights_only=True)``).
+
+    ``gamut``: when given, the checkpoint must have been trained on it (else a clear error)."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    if "colorization" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a colorization checkpoint of this suite (written by pretext/train.py)")
     meta = ckpt["colorization"]
     saved = Gamut(meta["centers"], meta["prior"], meta.get("gamut_source", ""))

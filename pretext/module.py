@@ -7,7 +7,7 @@ the training device. The gamut, prior and full config travel inside every checkp
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +33,20 @@ from pretext.predict import net_input, predict_ab
 
 log = logging.getLogger(__name__)
 LOSSES = ("full", "class", "l2")
+
+
+def step_factor(milestones: Sequence[float], factors: Sequence[float], total: int) -> Callable[[int], float]:
+    """The lr multiple at a step: ``factors[i]`` from step ``int(milestones[i] * total)`` on."""
+    steps = [int(f * total) for f in milestones]
+
+    def factor(step: int) -> float:
+        value = 1.0
+        for at, f in zip(steps, factors, strict=True):
+            if step >= at:
+                value = f
+        return value
+
+    return factor
 
 
 class ColorizationModule(L.LightningModule):
@@ -188,17 +202,7 @@ class ColorizationModule(L.LightningModule):
             for group in opt.param_groups:
                 group["lr"] *= global_batch / self.lr_reference_batch
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        steps = [int(f * total) for f in self.lr_milestones]
-        factors = self.lr_factors
-
-        def factor(step: int) -> float:
-            value = 1.0
-            for at, f in zip(steps, factors, strict=True):
-                if step >= at:
-                    value = f
-            return value
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, step_factor(self.lr_milestones, self.lr_factors, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------------------ checkpoints

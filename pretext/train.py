@@ -87,7 +87,17 @@ def init_weights_from(net: torch.nn.Module, ckpt: str) -> None:
     log.info("initialised from %s; %d tensors kept at their init: %s", ckpt, len(missing), ", ".join(missing[:6]))
 
 
-TASKS = ("colorization", "context_encoder")
+TASKS = ("colorization", "context_encoder", "supervised")
+
+
+def last_checkpoint(run_dir: Path, resume: bool) -> Path:
+    """``run_dir/checkpoints/last.ckpt``, checked against ``resume``: a run never overwrites another."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
+    if not resume and last.is_file():
+        raise FileExistsError(f"{last} exists: pass resume=true to continue that run, or a new run_name")
+    return last
 
 
 def build_module(cfg: DictConfig, run_dir: Path, datamodule):
@@ -134,6 +144,27 @@ def build_module(cfg: DictConfig, run_dir: Path, datamodule):
             mean_pixel=tuple(cfg.task.mean_pixel),
             config=config,
         )
+    if cfg.task.name == "supervised":
+        from pretext.supervised_module import SupervisedModule
+
+        datamodule.setup("fit")
+        if not getattr(datamodule, "classes", None):
+            raise ValueError(
+                "task=supervised needs labelled data: data=labelled data.root=DIR (DIR/train/<class>/*, "
+                "DIR/val/<class>/*) or data=imagenette_labelled"
+            )
+        if cfg.task.input not in ("rgb", "l"):
+            raise ValueError(f"task.input={cfg.task.input!r} is not an input; valid: rgb, l")
+        in_channels = 3 if cfg.task.input == "rgb" else 1
+        net = instantiate(cfg.model.net, out_channels=len(datamodule.classes), in_channels=in_channels)
+        return SupervisedModule(
+            net=net,
+            optimizer=instantiate(cfg.task.optimizer),
+            classes=datamodule.classes,
+            lr_milestones=tuple(cfg.task.lr_milestones),
+            lr_factors=tuple(cfg.task.lr_factors),
+            config=config,
+        )
     raise ValueError(f"task={cfg.task.name!r} is not a pretext task; valid: {', '.join(TASKS)}")
 
 
@@ -144,11 +175,7 @@ def train(cfg: DictConfig) -> dict:
 
     os.environ.setdefault("WANDB_MODE", "offline")
     run_dir = Path(cfg.run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.resume and not last.is_file():
-        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
-    if not cfg.resume and last.is_file():
-        raise FileExistsError(f"{last} exists: pass resume=true to continue that run, or a new run_name")
+    last = last_checkpoint(run_dir, cfg.resume)
     kw = trainer_kwargs(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
