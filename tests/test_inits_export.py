@@ -94,7 +94,8 @@ def test_supervised_task_trains_on_labelled_folders_and_refuses_unlabelled_data(
 
     write_folder(tmp_path / "d" / "train", {"a": 0, "b": 3}, 4)
     write_folder(tmp_path / "d" / "val", {"a": 0, "b": 3}, 2)
-    result = train_mod.train(cfg_for(tmp_path / "run", "task=supervised", "data=labelled", f"data.root={tmp_path / 'd'}"))
+    cfg = cfg_for(tmp_path / "run", "task=supervised", "data=labelled", f"data.root={tmp_path / 'd'}")
+    result = train_mod.train(cfg)
     net, info = load_encoder(result["last_checkpoint"])
     assert info.method == "supervised" and info.input == "RGB" and net.out_channels == 2
     with pytest.raises(ValueError, match="task=supervised needs labelled data"):
