@@ -1,6 +1,6 @@
 """Speed of linear-probe training: heads on all layers from one encoder pass vs one layer alone.
 
-    python benchmarks/bench_probe.py [--batch 32] [--classes 1000] [--repeats 5]
+    python benchmarks/bench_probe.py [--batch 256] [--classes 1000] [--repeats 5]
 
 Both variants run the LinearProbeModule's own step (uint8 crops -> Lab -> frozen encoder ->
 reduction -> heads -> cross-entropy -> backward -> SGD step) on the same batch, interleaved, in one
@@ -40,7 +40,7 @@ def make(layers, classes: int, pool: str, device) -> tuple[LinearProbeModule, to
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=256)  # the protocol's batch
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--pool", default="resize", choices=["avg", "resize"])
     ap.add_argument("--repeats", type=int, default=5)
