@@ -162,7 +162,23 @@ def load_encoder(
     state, method = encoder_state(loaded, path)
     net = net_from_state(state)
     info = EncoderInfo(method, str(path.resolve()), file_digest(path), net.in_channels, tuple(net.blocks._modules))
+    info.extra = pretext_options(loaded)
     return net, info
+
+
+def pretext_options(ckpt: dict) -> dict:
+    """The pretext's protocol choices a result should name (gamut, k, loss; mask; rescaling)."""
+    if "encoder" in ckpt:
+        enc = ckpt["encoder"]
+        return {k: enc[k] for k in ("rescaled", "source_digest") if k in enc}
+    out = {}
+    if "colorization" in ckpt:
+        meta = ckpt["colorization"]
+        color = meta.get("config", {}).get("color", {})
+        out = {"gamut": meta.get("gamut_source"), "loss": meta.get("loss"), "k": color.get("k")}
+    suite = ckpt.get("suite", {})
+    out |= {k: suite[k] for k in ("input", "mask", "l2_only") if k in suite}
+    return out
 
 
 def check_layers(layers: Sequence[str], available: Sequence[str], valid: Sequence[str] = PROBE_LAYERS) -> None:

@@ -63,9 +63,11 @@ def test_resize_reduction_aligns_corners_like_caffe_interp():
 def test_lightning_checkpoint_and_exported_encoder_load_the_same_weights(tmp_path):
     net = AlexNetCC(out_channels=7, in_channels=1, fc_width=16).eval()
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state, "suite": {"method": "colorization"}}, tmp_path / "run.ckpt")
+    meta = {"gamut_source": "srgb", "loss": "full", "config": {"color": {"k": 5}}}
+    torch.save({"state_dict": state, "suite": {"method": "colorization"}, "colorization": meta}, tmp_path / "run.ckpt")
     loaded, info = load_encoder(tmp_path / "run.ckpt")
     assert info.method == "colorization" and info.in_channels == 1 and info.input == "L"
+    assert info.extra == {"gamut": "srgb", "loss": "full", "k": 5}  # named in every result
     assert loaded.fc_width == 16 and loaded.out_channels == 7 and len(info.digest) == 16
     save_encoder(AlexNetCC(in_channels=3, last="pool5"), "context_encoder", tmp_path / "ce.pt")
     ce, ce_info = load_encoder(tmp_path / "ce.pt")
@@ -201,3 +203,16 @@ def test_probe_refuses_a_layer_the_checkpoint_lacks(tmp_path):
     cfg = probe_cfg(tmp_path, tmp_path / "d", "init=null", f"ckpt={tmp_path / 'shallow.pt'}", "layer=conv4")
     with pytest.raises(ValueError, match="has no layer 'conv4'"):
         linear_probe.probe(cfg)
+
+
+def test_a_stopped_probe_resumes_from_its_last_checkpoint(tmp_path):
+    from downstream import linear_probe
+
+    write_folder(tmp_path / "d" / "train", LEVELS, 4, seed=1)
+    write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
+    first = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=4", "schedule.ckpt_every=2"))
+    assert first["complete"]
+    with pytest.raises(FileExistsError, match="pass resume=true"):
+        linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=6"))
+    again = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=6", "resume=true"))
+    assert again["complete"] and again["records"][0]["options"]["steps"] == 6
