@@ -29,21 +29,17 @@ log = logging.getLogger("downstream.linear_probe")
 def probe(cfg: DictConfig) -> dict:
     import lightning as L
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 
     from downstream.encoder import FrozenEncoder, encoder_from_config
     from downstream.probe_module import LinearProbeModule
     from downstream.results import make_record, write_records
-    from pretext.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint
-    from pretext.train import last_checkpoint, trainer_kwargs
+    from downstream.runner import fit_evaluation
 
     os.environ.setdefault("WANDB_MODE", "offline")
     net, info, layers = encoder_from_config(cfg)
     if cfg.run_name is None:
         which = "all" if cfg.layer == "all" else "-".join(layers)
         cfg.run_name = f"{info.method}-{info.digest}_{which}_{cfg.pool.name}_{cfg.schedule.name}"
-    run_dir = Path(cfg.run_dir)
-    last = last_checkpoint(run_dir, cfg.resume)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -57,32 +53,9 @@ def probe(cfg: DictConfig) -> dict:
         lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay,
         lr_step=s.lr_step, lr_gamma=s.lr_gamma,
     )  # fmt: skip
-    loggers = []
-    for c in (cfg.logger or {}).values():
-        extra = {"group": f"{info.method}/linear_probe"} if str(c._target_).endswith("WandbLogger") else {}
-        loggers.append(instantiate(c, **extra))
-    callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
-                        every_n_train_steps=cfg.trainer.ckpt_every_n_steps, save_top_k=1, save_last=True),
-        PreemptionCheckpoint(last),
-        RichProgressBar(),
-    ]  # fmt: skip
-    if loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    trainer = L.Trainer(
-        default_root_dir=run_dir,
-        logger=loggers or False,
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=False,
-        **trainer_kwargs(cfg.trainer),
-    )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
-    if trainer.global_step < int(cfg.trainer.max_steps):
-        log.warning("stopped at step %d of %d: resume=true continues it", trainer.global_step, cfg.trainer.max_steps)
-        return {"run_dir": str(run_dir), "complete": False, "global_step": trainer.global_step}
-    if module.final_step != trainer.global_step:  # the final heads, on all of val
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+    trainer, complete = fit_evaluation(cfg, module, datamodule, info.method, "linear_probe")
+    if not complete:
+        return {"run_dir": cfg.run_dir, "complete": False, "global_step": trainer.global_step}
     options = {
         "pool": cfg.pool.name,
         "schedule": s.name,
@@ -101,7 +74,7 @@ def probe(cfg: DictConfig) -> dict:
         for layer, m in module.final.items():
             log.info("%s %s (%s pool): top-1 %.2f  top-5 %.2f", info.method, layer, cfg.pool.name, m["top1"], m["top5"])
         log.info("%d records -> %s; %d unreadable images skipped", len(records), cfg.results, int(module.skipped))
-    return {"run_dir": str(run_dir), "complete": True, "results": module.final, "records": records}
+    return {"run_dir": cfg.run_dir, "complete": True, "results": module.final, "records": records}
 
 
 @hydra.main(config_path="../conf", config_name="linear_probe", version_base="1.3")

@@ -83,3 +83,83 @@ def classification_set(devkit: str | Path, year: int | str, split: str) -> tuple
         raise FileNotFoundError(f"{len(missing)} images of {split} are missing, e.g. {', '.join(missing[:3])}")
     labels = np.stack([image_labels(parse_annotation(base / "Annotations" / f"{i}.xml").objects) for i in ids])
     return paths, labels
+
+
+# ----------------------------------------------------------------------------------- classification data
+class RandomScaleCrop:
+    """The image scaled by a random factor in ``scale`` (log-uniform), padded with the mean pixel
+    where smaller than ``crop``, randomly cropped and flipped: Kraehenbuehl et al.'s VOC transform."""
+
+    MEAN = (124, 116, 104)  # RGB mean pixel
+
+    def __init__(self, crop: int, scale: tuple[float, float]):
+        self.crop, self.scale = crop, scale
+
+    def __call__(self, img):
+        import math
+
+        import torch
+        from torchvision.transforms.v2 import functional as TF
+
+        lo, hi = math.log(self.scale[0]), math.log(self.scale[1])
+        s = math.exp(lo + (hi - lo) * torch.rand(()).item())
+        h, w = img.shape[-2:]
+        img = TF.resize(img, [max(1, round(h * s)), max(1, round(w * s))], antialias=True)
+        img = pad_to(img, self.crop, self.MEAN)
+        h, w = img.shape[-2:]
+        y = torch.randint(0, h - self.crop + 1, ()).item()
+        x = torch.randint(0, w - self.crop + 1, ()).item()
+        img = img[:, y : y + self.crop, x : x + self.crop]
+        return img.flip(-1) if torch.rand(()).item() < 0.5 else img
+
+
+def pad_to(img, size: int, fill: tuple[int, int, int]):
+    import torch
+
+    h, w = img.shape[-2:]
+    if h >= size and w >= size:
+        return img
+    out = torch.tensor(fill, dtype=img.dtype).view(3, 1, 1).expand(3, max(h, size), max(w, size)).clone()
+    out[:, :h, :w] = img
+    return out
+
+
+class TenCrops:
+    """The 4 corner and centre crops and their mirror images, of the image resized so its shorter
+    side is ``resize`` (None: as it is), as a (10, 3, crop, crop) stack."""
+
+    def __init__(self, crop: int, resize: int | None):
+        self.crop, self.resize = crop, resize
+
+    def __call__(self, img):
+        import torch
+        from torchvision.transforms.v2 import functional as TF
+
+        if self.resize:
+            img = TF.resize(img, self.resize, antialias=True)
+        img = pad_to(img, self.crop, RandomScaleCrop.MEAN)
+        return torch.stack(TF.ten_crop(img, [self.crop, self.crop]))
+
+
+class VocImages:
+    """(transformed image, (20,) int8 labels) per listed image; None for an unreadable file."""
+
+    def __init__(self, paths, labels, transform):
+        self.paths, self.labels, self.transform = list(paths), labels, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key):
+        import torch
+
+        from pretext.images import read_rgb
+
+        i, seed = key if isinstance(key, tuple) else (key, key)
+        try:
+            img = read_rgb(self.paths[i])
+        except (RuntimeError, OSError, ValueError):
+            return None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(img), torch.from_numpy(self.labels[i].astype("int64"))

@@ -138,7 +138,9 @@ def collate_labelled(batch: list[tuple[Tensor, int] | None]) -> tuple[tuple[Tens
     skipped = torch.tensor(len(batch) - len(good))
     if not good:
         return (torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)), skipped
-    return (torch.stack([c for c, _ in good]), torch.tensor([y for _, y in good])), skipped
+    labels = [y for _, y in good]
+    y = torch.stack(labels) if torch.is_tensor(labels[0]) else torch.tensor(labels)
+    return (torch.stack([c for c, _ in good]), y), skipped
 
 
 def class_folders(root: str | Path) -> tuple[list[str], list[Path], list[int]]:
@@ -294,5 +296,47 @@ class LabelledFolderData(ColorizationData):
     def _dataset(self, items: list, train: bool) -> Dataset:
         labels = self.train_labels if train else self.val_labels
         return CropDataset(items, self.crop, self.resize, train, self.min_scale if train else None, labels)
+
+    collate = staticmethod(collate_labelled)
+
+
+class VocClassificationData(ColorizationData):
+    """PASCAL VOC image-level labels (``downstream/voc.py``): training images of ``train_split``
+    under Kraehenbuehl et al.'s random scale, crop and flip; ``test_split`` as 10 crops each."""
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        year: int = 2007,
+        train_split: str = "trainval",
+        test_split: str = "test",
+        scale: tuple[float, float] = (0.5, 2.0),
+        test_resize: int | None = None,
+        **kw,
+    ):
+        super().__init__(name, root=root, **kw)
+        self.year, self.train_split, self.test_split = year, train_split, test_split
+        self.scale, self.test_resize = tuple(scale), test_resize
+
+    def setup(self, stage: str | None = None) -> None:
+        from downstream.voc import classification_set
+
+        if self.train_items:
+            return
+        self.train_items, self.train_labels = classification_set(self.root, self.year, self.train_split)
+        self.val_items, self.val_labels = classification_set(self.root, self.year, self.test_split)
+        self.images = list(self.train_items)
+        self.train_items = self.train_items * self.repeats
+        self.train_labels = np.concatenate([self.train_labels] * self.repeats)
+        log.info("VOC%s: %d %s and %d %s images", self.year, len(self.images), self.train_split,
+                 len(self.val_items), self.test_split)  # fmt: skip
+
+    def _dataset(self, items: list, train: bool) -> Dataset:
+        from downstream.voc import RandomScaleCrop, TenCrops, VocImages
+
+        if train:
+            return VocImages(items, self.train_labels, RandomScaleCrop(self.crop, self.scale))
+        return VocImages(items, self.val_labels, TenCrops(self.crop, self.test_resize))
 
     collate = staticmethod(collate_labelled)

@@ -1,0 +1,112 @@
+"""PASCAL VOC classification by fine-tuning: multi-label sigmoid cross-entropy with "difficult"
+labels ignored, 10-crop test, 11-point and area AP per class."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from downstream.ap import class_aps
+from downstream.finetune import bn_eval, freeze_up_to, run_blocks
+from pretext.color import rgb_to_lab
+from pretext.nets import AlexNetCC
+from pretext.predict import net_input
+
+HEAD_LAYERS = ("fc6", "fc7", "fc8")
+
+
+class VocClassifier(L.LightningModule):
+    """``net``: the encoder grown to fc7 (:func:`downstream.finetune.grow_to_fc7`); fc8 is a new
+    linear layer on fc7's spatially averaged map. SGD (``lr``, ``momentum``, ``weight_decay``),
+    ``head_lr_mult`` x lr for fc6-8, lr x ``lr_gamma`` every ``lr_step`` steps."""
+
+    def __init__(
+        self,
+        net: AlexNetCC,
+        num_classes: int = 20,
+        freeze: str = "none",
+        lr: float = 0.001,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-6,
+        head_lr_mult: float = 10.0,
+        lr_step: int = 10000,
+        lr_gamma: float = 0.5,
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        self.net, self.freeze = net, freeze
+        self.frozen = freeze_up_to(net, freeze)
+        self.fc8 = nn.Linear(net.fc_width, num_classes)
+        nn.init.normal_(self.fc8.weight, 0.0, 0.01)
+        nn.init.zeros_(self.fc8.bias)
+        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        self.head_lr_mult, self.lr_step, self.lr_gamma, self.dropout = head_lr_mult, lr_step, lr_gamma, dropout
+        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
+        self._scores: list[Tensor] = []
+        self._labels: list[Tensor] = []
+        self.final: dict = {}
+
+    def on_train_epoch_start(self) -> None:
+        bn_eval(self.net)
+
+    def forward(self, rgb: Tensor) -> Tensor:
+        x = net_input(rgb_to_lab(rgb), self.net.in_channels, rgb)
+        fc7 = x
+        for _, fc7 in run_blocks(self.net, x, self.dropout, self.training):  # noqa: B007 (the last output)
+            pass
+        return self.fc8(fc7.mean((2, 3)))
+
+    def training_step(self, batch, batch_idx: int):
+        (rgb, labels), skipped = batch
+        self.skipped += skipped.to(self.skipped.device)
+        if len(rgb) == 0:
+            return None
+        z = self(rgb)
+        weight = (labels != 0).float()  # difficult: ignored
+        loss = F.binary_cross_entropy_with_logits(z, (labels == 1).float(), weight=weight, reduction="sum")
+        loss = loss / weight.sum().clamp_min(1)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(rgb))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        (crops, labels), _ = batch
+        if len(crops) == 0:
+            return
+        n, k = crops.shape[:2]
+        z = self(crops.flatten(0, 1)).view(n, k, -1).mean(1)  # the crops' mean score
+        self._scores.append(z.float().cpu())
+        self._labels.append(labels.cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._scores:
+            return
+        scores, labels = torch.cat(self._scores).numpy(), torch.cat(self._labels).numpy()
+        self._scores, self._labels = [], []
+        aps = class_aps(scores, labels)
+        defined = ~np.isnan(aps["ap11"])
+        self.final = {
+            "mAP11": float(np.nanmean(aps["ap11"])) if defined.any() else float("nan"),
+            "mAP_area": float(np.nanmean(aps["ap_area"])) if defined.any() else float("nan"),
+            "classes_scored": int(defined.sum()),
+            "ap11": aps["ap11"].tolist(),
+            "ap_area": aps["ap_area"].tolist(),
+        }
+        self.final_step = self.global_step
+        if defined.any():
+            self.log("val/mAP11", self.final["mAP11"])
+            self.log("val/mAP_area", self.final["mAP_area"])
+
+    def configure_optimizers(self):
+        head, body = [], []
+        for name, block in self.net.blocks.named_children():
+            params = [p for p in block.parameters() if p.requires_grad]
+            (head if name in HEAD_LAYERS else body).extend(params)
+        head += list(self.fc8.parameters())
+        groups = [{"params": body, "lr": self.opt["lr"]}] if body else []
+        groups.append({"params": head, "lr": self.opt["lr"] * self.head_lr_mult})
+        opt = torch.optim.SGD(groups, **self.opt)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_step, gamma=self.lr_gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

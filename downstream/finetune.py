@@ -1,0 +1,73 @@
+"""Fine-tuning the encoder on a downstream task: the encoder grown to fc7 (its own fc6/fc7 when it
+has them, new ones otherwise) with layers frozen up to a named point."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from pretext.nets import ALEXNET_LAYERS, AlexNetCC
+
+log = logging.getLogger(__name__)
+FREEZE_POINTS = ("none", "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+FC_WIDTH = 4096  # new fc6/fc7 when the encoder has none (AlexNet's)
+
+
+def grow_to_fc7(net: AlexNetCC, seed: int = 0) -> tuple[AlexNetCC, list[str]]:
+    """``net`` up to fc7: its own layers, and new fc6/fc7 (N(0, 0.01^2) weights, biases 0.1, as
+    Kraehenbuehl et al.'s fine-tuning initialises layers it adds) where it stops before them.
+    Returns the net and the names of the new layers."""
+    fc_width = net.fc_width if "fc6" in net.blocks._modules else FC_WIDTH
+    torch.manual_seed(seed)
+    grown = AlexNetCC(out_channels=1, in_channels=net.in_channels, fc_width=fc_width, last="fc7")
+    own = {k: v for k, v in net.state_dict().items() if k.split(".")[1] in grown.blocks._modules}
+    missing, unexpected = grown.load_state_dict(own, strict=False)
+    assert not unexpected, unexpected
+    new = sorted({k.split(".")[1] for k in missing if "running" not in k and "num_batches" not in k})
+    for name in new:
+        conv, bn = getattr(grown.blocks, name)[0], getattr(grown.blocks, name)[1]
+        nn.init.normal_(conv.weight, 0.0, 0.01)
+        nn.init.constant_(conv.bias, 0.1)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+    if new:
+        log.info("the encoder has no %s: new layers of width %d", "/".join(new), fc_width)
+    return grown, new
+
+
+def frozen_layers(freeze: str) -> tuple[str, ...]:
+    if freeze not in FREEZE_POINTS:
+        raise ValueError(f"freeze={freeze!r} is not a layer to freeze up to; valid: {', '.join(FREEZE_POINTS)}")
+    if freeze == "none":
+        return ()
+    return ALEXNET_LAYERS[: ALEXNET_LAYERS.index(freeze) + 1]
+
+
+def freeze_up_to(net: AlexNetCC, freeze: str) -> tuple[str, ...]:
+    """No gradients for the layers up to ``freeze`` (inclusive). BatchNorm statistics are never
+    updated in fine-tuning (see :func:`bn_eval`)."""
+    names = frozen_layers(freeze)
+    for name in names:
+        if name in net.blocks._modules:
+            getattr(net.blocks, name).requires_grad_(False)
+    return names
+
+
+def bn_eval(net: nn.Module) -> None:
+    """Every BatchNorm in eval mode: fine-tuning keeps the statistics the encoder came with (an
+    exported, rescaled encoder has them folded to the identity)."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def run_blocks(net: AlexNetCC, x: Tensor, dropout: float, training: bool) -> Iterator[tuple[str, Tensor]]:
+    """(name, output) of each block in turn, with AlexNet's dropout after fc6 and fc7 in training."""
+    for name, block in net.blocks.named_children():
+        x = block(x)
+        if name in ("fc6", "fc7") and dropout > 0:
+            x = nn.functional.dropout(x, dropout, training)
+        yield name, x
