@@ -163,3 +163,89 @@ class VocImages:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(img), torch.from_numpy(self.labels[i].astype("int64"))
+
+
+# ----------------------------------------------------------------------------------- segmentation data
+VOC_PALETTE = [  # the devkit's colour map for classes 0..20 (background, aeroplane, ...)
+    (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128),
+    (128, 128, 128), (64, 0, 0), (192, 0, 0), (64, 128, 0), (192, 128, 0), (64, 0, 128), (192, 0, 128),
+    (64, 128, 128), (192, 128, 128), (0, 64, 0), (128, 64, 0), (0, 192, 0), (128, 192, 0), (0, 64, 128),
+]  # fmt: skip
+
+
+def segmentation_set(devkit, year, split: str, extra_root=None, exclude: set[str] | None = None):
+    """(image paths, mask paths) of ``ImageSets/Segmentation/<split>.txt``; with ``extra_root`` (a
+    folder of extra masks in the same PNG format, e.g. SBD converted), every image there that has a
+    JPEG in the devkit and is not in ``exclude`` is added."""
+    from pathlib import Path
+
+    base = year_dir(devkit, year)
+    ids = read_split(devkit, year, split, kind="Segmentation")
+    pairs = [(base / "JPEGImages" / f"{i}.jpg", base / "SegmentationClass" / f"{i}.png") for i in ids]
+    if extra_root is not None:
+        have = set(ids) | (exclude or set())
+        for png in sorted(Path(extra_root).expanduser().glob("*.png")):
+            jpg = base / "JPEGImages" / f"{png.stem}.jpg"
+            if png.stem not in have and jpg.is_file():
+                pairs.append((jpg, png))
+    missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} files of {split} are missing, e.g. {', '.join(missing[:3])}")
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def read_mask(path, size: tuple[int, int] | None = None):
+    """A VOC class PNG as a (H, W) uint8 tensor of class indices: palette or grey PNGs with values in
+    0..20 and 255 (boundary, ignored). ``size`` (H, W): the image's, which the mask must match."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    mask = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+    if mask.shape[0] != 1:
+        raise ValueError(
+            f"mask {path} has {mask.shape[0]} channels: VOC masks are palette (or grey) PNGs of class indices"
+        )
+    mask = mask[0]
+    if size is not None and tuple(mask.shape) != tuple(size):
+        raise ValueError(f"mask {path} is {tuple(mask.shape)} (H, W) but its image is {tuple(size)}")
+    bad = torch.unique(mask[(mask > 20) & (mask != 255)])
+    if len(bad):
+        raise ValueError(f"mask {path} holds values {bad.tolist()[:5]} outside the classes 0..20 and 255 (ignored)")
+    return mask
+
+
+class VocMasks:
+    """(image uint8 (3, H, W), mask uint8 (H, W)) per (jpg, png) pair, checked against each other;
+    with ``crop``, a random crop (padded with the mean pixel / 255 where smaller) and a flip."""
+
+    def __init__(self, pairs, crop: int | None):
+        self.pairs, self.crop = list(pairs), crop
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key):
+        import torch
+
+        from pretext.images import read_rgb
+
+        i, seed = key if isinstance(key, tuple) else (key, key)
+        jpg, png = self.pairs[i]
+        try:
+            img = read_rgb(jpg)
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"image {jpg} cannot be read ({err})") from err
+        mask = read_mask(png, tuple(img.shape[-2:]))
+        if self.crop is None:
+            return img, mask
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            img = pad_to(img, self.crop, RandomScaleCrop.MEAN)
+            mask = pad_to(mask.expand(3, *mask.shape), self.crop, (255, 255, 255))[0]
+            h, w = img.shape[-2:]
+            y = torch.randint(0, h - self.crop + 1, ()).item()
+            x = torch.randint(0, w - self.crop + 1, ()).item()
+            img, mask = img[:, y : y + self.crop, x : x + self.crop], mask[y : y + self.crop, x : x + self.crop]
+            if torch.rand(()).item() < 0.5:
+                img, mask = img.flip(-1), mask.flip(-1)
+        return img, mask

@@ -340,3 +340,41 @@ class VocClassificationData(ColorizationData):
         return VocImages(items, self.val_labels, TenCrops(self.crop, self.test_resize))
 
     collate = staticmethod(collate_labelled)
+
+
+class VocSegmentationData(ColorizationData):
+    """PASCAL VOC segmentation (``downstream/voc.py``): ``train_split`` images with their class masks
+    (plus ``extra_root``), randomly cropped to ``crop`` (padded with the mean pixel / 255) and
+    flipped; ``val_split`` whole, one image per batch, at its own size."""
+
+    def __init__(self, name: str, root: str, year: int = 2012, train_split: str = "train",
+                 val_split: str = "val", extra_root: str | None = None, **kw):  # fmt: skip
+        super().__init__(name, root=root, **kw)
+        self.year, self.train_split, self.val_split, self.extra_root = year, train_split, val_split, extra_root
+
+    def setup(self, stage: str | None = None) -> None:
+        from downstream.voc import read_split, segmentation_set
+
+        if self.train_items:
+            return
+        val_ids = set(read_split(self.root, self.year, self.val_split, kind="Segmentation"))
+        images, masks = segmentation_set(self.root, self.year, self.train_split, self.extra_root, val_ids)
+        self.val_items = list(zip(*segmentation_set(self.root, self.year, self.val_split), strict=True))
+        self.images = images
+        self.train_items = list(zip(images, masks, strict=True)) * self.repeats
+        log.info("VOC%s segmentation: %d %s and %d %s images", self.year, len(images), self.train_split,
+                 len(self.val_items), self.val_split)  # fmt: skip
+
+    def _dataset(self, items: list, train: bool) -> Dataset:
+        from downstream.voc import VocMasks
+
+        return VocMasks(items, self.crop if train else None)
+
+    collate = staticmethod(collate_labelled)
+
+    def val_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        sampler = ResumableSampler(len(self.val_items), shuffle=False, rank=rank, world=world)
+        return DataLoader(self._dataset(self.val_items, False), batch_size=1, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=self.collate)  # fmt: skip

@@ -1,0 +1,95 @@
+"""PASCAL VOC segmentation: an FCN trained with per-pixel cross-entropy (255 ignored), scored by a
+confusion matrix at each image's own size."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from downstream.fcn import FCN
+from downstream.finetune import bn_eval, freeze_up_to
+from downstream.seg_metrics import IGNORE, confusion_matrix, scores
+from downstream.voc import RandomScaleCrop
+from pretext.color import rgb_to_lab
+from pretext.predict import net_input
+
+HEAD = ("fc6", "fc7")
+
+
+def pad_multiple(rgb: Tensor, multiple: int = 32) -> Tensor:
+    """Pad (bottom, right) with the mean pixel to a multiple of ``multiple``: any image size works."""
+    h, w = rgb.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return rgb
+    mean = torch.tensor(RandomScaleCrop.MEAN, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    out = mean.expand(rgb.shape[0], 3, h + ph, w + pw).clone()
+    out[..., :h, :w] = rgb
+    return out
+
+
+class Segmenter(L.LightningModule):
+    def __init__(
+        self,
+        fcn: FCN,
+        freeze: str = "none",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        head_lr_mult: float = 1.0,
+        num_classes: int = 21,
+    ):
+        super().__init__()
+        self.fcn, self.freeze, self.num_classes = fcn, freeze, num_classes
+        self.frozen = freeze_up_to(fcn.net, freeze)
+        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        self.head_lr_mult = head_lr_mult
+        self.register_buffer("conf", torch.zeros(num_classes, num_classes, dtype=torch.long), persistent=False)
+        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
+        self.final: dict = {}
+        self.final_step = -1
+
+    def on_train_epoch_start(self) -> None:
+        bn_eval(self.fcn.net)
+
+    def forward(self, rgb: Tensor) -> Tensor:
+        """Scores (N, classes, H, W) at the size of ``rgb`` (uint8 (N, 3, H, W), any size)."""
+        h, w = rgb.shape[-2:]
+        padded = pad_multiple(rgb)
+        return self.fcn(net_input(rgb_to_lab(padded), self.fcn.net.in_channels, padded))[..., :h, :w]
+
+    def training_step(self, batch, batch_idx: int):
+        (rgb, mask), skipped = batch
+        self.skipped += skipped.to(self.skipped.device)
+        if len(rgb) == 0:
+            return None
+        loss = F.cross_entropy(self(rgb), mask.long(), ignore_index=IGNORE)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(rgb))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        (rgb, mask), _ = batch
+        for i in range(len(rgb)):  # each image at its own size (the loader gives lists of one)
+            pred = self(rgb[i][None]).argmax(1)[0]
+            self.conf += confusion_matrix(pred, mask[i], self.num_classes)
+
+    def on_validation_epoch_end(self) -> None:
+        conf = self.trainer.strategy.reduce(self.conf, reduce_op="sum") if self.trainer.world_size > 1 else self.conf
+        s = scores(conf.cpu().numpy())
+        self.conf.zero_()
+        self.final = {"mIoU": s["mIoU"], "pixel_acc": s["pixel_acc"], "iou": s["iou"].tolist(),
+                      "pixels": int(conf.sum())}  # fmt: skip
+        self.final_step = self.global_step
+        self.log_dict({"val/mIoU": s["mIoU"], "val/pixel_acc": s["pixel_acc"]})
+
+    def configure_optimizers(self):
+        head, body = [], []
+        for name, block in self.fcn.net.blocks.named_children():
+            params = [p for p in block.parameters() if p.requires_grad]
+            (head if name in HEAD else body).extend(params)
+        head += list(self.fcn.score.parameters()) + list(self.fcn.skips.parameters())
+        groups = [{"params": body, "lr": self.opt["lr"]}] if body else []
+        groups.append({"params": head, "lr": self.opt["lr"] * self.head_lr_mult})
+        return torch.optim.SGD(groups, **self.opt)
