@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from downstream.ap import class_aps
-from downstream.finetune import bn_eval, freeze_up_to, run_blocks
+from downstream.finetune import FrozenBatchNorm, freeze_up_to, run_blocks
 from pretext.color import rgb_to_lab
 from pretext.nets import AlexNetCC
 from pretext.predict import net_input
@@ -18,7 +18,7 @@ from pretext.predict import net_input
 HEAD_LAYERS = ("fc6", "fc7", "fc8")
 
 
-class VocClassifier(L.LightningModule):
+class VocClassifier(FrozenBatchNorm, L.LightningModule):
     """``net``: the encoder grown to fc7 (:func:`downstream.finetune.grow_to_fc7`); fc8 is a new
     linear layer on fc7's spatially averaged map. SGD (``lr``, ``momentum``, ``weight_decay``),
     ``head_lr_mult`` x lr for fc6-8, lr x ``lr_gamma`` every ``lr_step`` steps."""
@@ -48,9 +48,6 @@ class VocClassifier(L.LightningModule):
         self._scores: list[Tensor] = []
         self._labels: list[Tensor] = []
         self.final: dict = {}
-
-    def on_train_epoch_start(self) -> None:
-        bn_eval(self.net)
 
     def forward(self, rgb: Tensor) -> Tensor:
         x = net_input(rgb_to_lab(rgb), self.net.in_channels, rgb)

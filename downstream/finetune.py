@@ -64,6 +64,16 @@ def bn_eval(net: nn.Module) -> None:
             m.eval()
 
 
+class FrozenBatchNorm:
+    """Mixin for fine-tuning modules: whatever ``train()`` is called with (Lightning calls it after
+    every validation), every BatchNorm stays in eval mode."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        bn_eval(self)
+        return self
+
+
 def run_blocks(net: AlexNetCC, x: Tensor, dropout: float, training: bool) -> Iterator[tuple[str, Tensor]]:
     """(name, output) of each block in turn, with AlexNet's dropout after fc6 and fc7 in training."""
     for name, block in net.blocks.named_children():

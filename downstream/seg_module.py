@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from downstream.fcn import FCN
-from downstream.finetune import bn_eval, freeze_up_to
+from downstream.finetune import FrozenBatchNorm, freeze_up_to
 from downstream.seg_metrics import IGNORE, confusion_matrix, scores
 from downstream.voc import RandomScaleCrop
 from pretext.color import rgb_to_lab
@@ -30,7 +30,7 @@ def pad_multiple(rgb: Tensor, multiple: int = 32) -> Tensor:
     return out
 
 
-class Segmenter(L.LightningModule):
+class Segmenter(FrozenBatchNorm, L.LightningModule):
     def __init__(
         self,
         fcn: FCN,
@@ -50,9 +50,6 @@ class Segmenter(L.LightningModule):
         self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
         self.final: dict = {}
         self.final_step = -1
-
-    def on_train_epoch_start(self) -> None:
-        bn_eval(self.fcn.net)
 
     def forward(self, rgb: Tensor) -> Tensor:
         """Scores (N, classes, H, W) at the size of ``rgb`` (uint8 (N, 3, H, W), any size)."""

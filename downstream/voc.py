@@ -249,3 +249,69 @@ class VocMasks:
             if torch.rand(()).item() < 0.5:
                 img, mask = img.flip(-1), mask.flip(-1)
         return img, mask
+
+
+# ----------------------------------------------------------------------------------- detection data
+def detection_targets(ann: VocAnnotation, keep_difficult: bool) -> tuple[dict, int, int]:
+    """torchvision targets from an annotation, in 0-based pixel coordinates (VOC's minus one, as
+    py-faster-rcnn): boxes clipped to the image, degenerate ones dropped. Returns (target, clipped,
+    dropped)."""
+    import torch
+
+    boxes, labels, difficult = [], [], []
+    clipped = dropped = 0
+    for o in ann.objects:
+        if o.difficult and not keep_difficult:
+            continue
+        x0, y0, x1, y1 = (v - 1 for v in o.box)
+        c = (max(0.0, x0), max(0.0, y0), min(ann.width - 1.0, x1), min(ann.height - 1.0, y1))
+        clipped += c != (x0, y0, x1, y1)
+        if c[2] <= c[0] or c[3] <= c[1]:
+            dropped += 1
+            continue
+        boxes.append(c)
+        labels.append(VOC_CLASSES.index(o.name) + 1)  # 0 is background
+        difficult.append(o.difficult)
+    target = {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "difficult": torch.tensor(difficult, dtype=torch.bool),
+    }
+    return target, clipped, dropped
+
+
+class VocBoxes:
+    """(image uint8 (3, H, W), target) per image; flipped at random when ``flip``."""
+
+    def __init__(self, paths, targets, flip: bool):
+        self.paths, self.targets, self.flip = list(paths), list(targets), flip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key):
+        import torch
+
+        from pretext.images import read_rgb
+
+        i, seed = key if isinstance(key, tuple) else (key, key)
+        try:
+            img = read_rgb(self.paths[i])
+        except (RuntimeError, OSError, ValueError):
+            return None
+        target = {k: v.clone() for k, v in self.targets[i].items()} | {"index": torch.tensor(i)}
+        g = torch.Generator().manual_seed(seed)
+        if self.flip and torch.rand((), generator=g).item() < 0.5:
+            w = img.shape[-1]
+            img = img.flip(-1)
+            b = target["boxes"]
+            target["boxes"] = torch.stack([w - 1 - b[:, 2], b[:, 1], w - 1 - b[:, 0], b[:, 3]], 1)
+        return img, target
+
+
+def collate_images(batch):
+    """((images list, targets list), skipped): detection images keep their own sizes."""
+    import torch
+
+    good = [x for x in batch if x is not None]
+    return ([im for im, _ in good], [t for _, t in good]), torch.tensor(len(batch) - len(good))

@@ -378,3 +378,57 @@ class VocSegmentationData(ColorizationData):
         sampler = ResumableSampler(len(self.val_items), shuffle=False, rank=rank, world=world)
         return DataLoader(self._dataset(self.val_items, False), batch_size=1, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=self.collate)  # fmt: skip
+
+
+class VocDetectionData(ColorizationData):
+    """PASCAL VOC boxes (``downstream/voc.py``): ``train_sets`` ([year, split] pairs: VOC07 trainval,
+    optionally + VOC12 trainval) flipped at random, without difficult boxes; ``test_set`` with them
+    (flagged, ignored by the AP). Boxes are clipped to the image and degenerate ones dropped, counted."""
+
+    def __init__(self, name: str, root: str, train_sets=((2007, "trainval"),), test_set=(2007, "test"), **kw):
+        super().__init__(name, root=root, **kw)
+        self.train_sets, self.test_set = [tuple(x) for x in train_sets], tuple(test_set)
+        self.boxes_clipped = self.boxes_dropped = 0
+
+    def _read(self, year, split, keep_difficult: bool):
+        from downstream.voc import detection_targets, parse_annotation, read_split, year_dir
+
+        base = year_dir(self.root, year)
+        paths, targets = [], []
+        for i in read_split(self.root, year, split):
+            path = base / "JPEGImages" / f"{i}.jpg"
+            if not path.is_file():
+                raise FileNotFoundError(f"image {path} of VOC{year} {split} is missing")
+            target, clipped, dropped = detection_targets(parse_annotation(base / "Annotations" / f"{i}.xml"),
+                                                         keep_difficult)  # fmt: skip
+            self.boxes_clipped += clipped
+            self.boxes_dropped += dropped
+            paths.append(path)
+            targets.append(target)
+        return paths, targets
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_items:
+            return
+        self.train_targets = []
+        for year, split in self.train_sets:
+            paths, targets = self._read(year, split, keep_difficult=False)
+            self.train_items += paths
+            self.train_targets += targets
+        self.val_items, self.val_targets = self._read(*self.test_set, keep_difficult=True)
+        self.images = list(self.train_items)
+        self.train_items, self.train_targets = self.train_items * self.repeats, self.train_targets * self.repeats
+        log.info("VOC detection: %d training and %d test images; %d boxes clipped to their image, %d degenerate "
+                 "boxes dropped", len(self.images), len(self.val_items), self.boxes_clipped,
+                 self.boxes_dropped)  # fmt: skip
+
+    def _dataset(self, items: list, train: bool) -> Dataset:
+        from downstream.voc import VocBoxes
+
+        return VocBoxes(items, self.train_targets if train else self.val_targets, flip=train)
+
+    @staticmethod
+    def collate(batch):
+        from downstream.voc import collate_images
+
+        return collate_images(batch)
