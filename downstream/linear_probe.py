@@ -64,7 +64,7 @@ def probe(cfg: DictConfig) -> dict:
         "input": info.input,
     }
     records = [
-        make_record(info, "linear_probe", layer, options, cfg.data.name, metric, value)
+        make_record(info, "linear_probe", layer, options, cfg.data.name, metric, value, cfg=cfg)
         | {"pretext": info.extra, "skipped_images": int(module.skipped)}
         for layer, metrics in module.final.items()
         for metric, value in metrics.items()

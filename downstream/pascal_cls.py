@@ -58,7 +58,7 @@ def classify(cfg: DictConfig) -> dict:
     per_class = {"ap11": dict(zip(VOC_CLASSES, f["ap11"], strict=True)),
                  "ap_area": dict(zip(VOC_CLASSES, f["ap_area"], strict=True))}  # fmt: skip
     records = [
-        make_record(info, "pascal_cls", f"freeze:{cfg.freeze}", options, cfg.data.name, metric, f[metric])
+        make_record(info, "pascal_cls", f"freeze:{cfg.freeze}", options, cfg.data.name, metric, f[metric], cfg=cfg)
         | {
             "classes_scored": f["classes_scored"],
             "per_class": per_class[key],

@@ -58,7 +58,7 @@ def detect(cfg: DictConfig) -> dict:
                "train_sets": train_sets, "train_scales": list(cfg.train_scales), "test_scale": int(cfg.test_scale),
                "iou": 0.5, "input": info.input, "new_layers": "/".join(new_layers) or "none"}  # fmt: skip
     records = [
-        make_record(info, "pascal_det", f"freeze:{cfg.freeze}", options, cfg.data.name, metric, f[metric])
+        make_record(info, "pascal_det", f"freeze:{cfg.freeze}", options, cfg.data.name, metric, f[metric], cfg=cfg)
         | {
             "classes_scored": f["classes_scored"],
             "per_class_ap11": dict(zip(VOC_CLASSES, f["ap11"], strict=True)),

@@ -83,7 +83,7 @@ def segment(cfg: DictConfig) -> dict:
                "new_layers": "/".join(new_layers) or "none"}  # fmt: skip
     per_class = dict(zip(classes, f["iou"], strict=True))
     records = [
-        make_record(info, "pascal_seg", cfg.variant, options, cfg.data.name, metric, f[metric])
+        make_record(info, "pascal_seg", cfg.variant, options, cfg.data.name, metric, f[metric], cfg=cfg)
         | {"per_class_iou": per_class, "pixels": f["pixels"], "pretext": info.extra}
         for metric in ("mIoU", "pixel_acc")
     ]

@@ -60,10 +60,17 @@ def write_records(path: str | Path, new: Iterable[dict]) -> Path:
     return path
 
 
-def make_record(info, evaluation: str, layer: str, options: dict, dataset: str, metric: str, value: float) -> dict:
-    """A record for an encoder (:class:`downstream.encoder.EncoderInfo`)."""
+def make_record(info, evaluation: str, layer: str, options: dict, dataset: str, metric: str, value: float,
+                cfg=None) -> dict:  # fmt: skip
+    """A record for an encoder (:class:`downstream.encoder.EncoderInfo`). ``cfg``: the evaluation's
+    config, whose ``label`` (the method's name in results; default the checkpoint's) and ``tag``
+    (the suite job that asked for it) are kept."""
+    label = cfg.get("label") if cfg is not None else None
+    tag = cfg.get("tag") if cfg is not None else None
     return {
-        "method": info.method,
+        "method": label or info.method,
+        "pretext_method": info.method,
+        "suite_job": tag,
         "checkpoint": info.source,
         "checkpoint_digest": info.digest,
         "evaluation": evaluation,

@@ -167,7 +167,7 @@ def svm_probe(cfg: DictConfig) -> dict:
         results[layer] = m | {"per_class": per_class}
         for metric in ("mAP", "top1"):
             if metric in m:
-                records.append(make_record(info, "svm_probe", layer, options, cfg.data.name, metric, m[metric])
+                records.append(make_record(info, "svm_probe", layer, options, cfg.data.name, metric, m[metric], cfg=cfg)
                                | {"classes_scored": len(per_class), "per_class": per_class,
                                   "skipped_images": skipped})  # fmt: skip
         log.info("%s %s: mAP %.2f over %d classes", info.method, layer, m["mAP"], len(per_class))

@@ -34,6 +34,7 @@ class PreemptionCheckpoint(L.Callback):
     ``resume=true`` continues from there. In DDP every rank agrees before stopping."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    preempted = False  # process-wide: set once a run stopped on a signal (benchmarks/suite.py stops too)
 
     def __init__(self, last_path: str | Path):
         self.last_path = Path(last_path)
@@ -58,6 +59,7 @@ class PreemptionCheckpoint(L.Callback):
             trainer.save_checkpoint(self.last_path)
             trainer.should_stop = True
             self.received = None
+            PreemptionCheckpoint.preempted = True
 
     def on_train_end(self, trainer, pl_module) -> None:
         for sig, handler in self._previous.items():

@@ -1,0 +1,73 @@
+"""The benchmark suite on generated data: end to end, then a second invocation that runs nothing."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from benchmarks.suite import Suite, check_suite
+from tests.test_linear_probe import LEVELS, write_folder
+
+TINY_PRETEXT = [
+    "model=alexnet_small", "model.net.fc_width=16", "model.crop=64", "model.batch_size=4", "model.max_steps=2",
+    "model.lr_milestones=[]", "model.lr_factors=[]", "data.num_workers=0", "data.resize=72",
+    "trainer.accelerator=cpu", "trainer.devices=1", "trainer.val_check_interval=2", "trainer.ckpt_every_n_steps=2",
+    "trainer.limit_val_batches=1", "color.prior_images=4", "samples=false", "logger=csv",
+]  # fmt: skip
+
+
+def tiny_suite(tmp_path, data):
+    probe = ["layer=[conv1,conv2]", "schedule=short", "schedule.max_steps=2", "schedule.batch_size=8",
+             "schedule.val_every=2", "schedule.ckpt_every=2", "data.num_workers=0", "logger=csv",
+             "trainer.accelerator=cpu", "trainer.devices=1"]  # fmt: skip
+    return OmegaConf.create({
+        "root": str(tmp_path / "suite"),
+        "dry_run": False,
+        "suite": {
+            "name": "tiny",
+            "methods": {
+                "colorization": {"pretext": [*TINY_PRETEXT, "data=folder", f"data.root={data / 'train'}",
+                                             f"data.val_root={data / 'val'}"]},
+                "gaussian": {"init": "gaussian"},
+            },
+            "evaluations": {
+                "linear_probe": {"kind": "linear_probe", "overrides": [*probe, f"data.root={data}"]},
+                "colorization_auc": {"kind": "colorization_auc",
+                                     "overrides": [f"data.root={data / 'val'}", "net_size=64"]},
+            },
+        },
+    })  # fmt: skip
+
+
+def test_a_tiny_suite_runs_end_to_end_and_a_second_invocation_runs_nothing(tmp_path):
+    write_folder(tmp_path / "d" / "train", LEVELS, 3, seed=1)
+    write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
+    cfg = tiny_suite(tmp_path, tmp_path / "d")
+    first = Suite(cfg).run()
+    assert first["stopped"] is None
+    assert first["ran"] == ["pretext-colorization", "linear_probe-colorization", "colorization_auc-colorization",
+                            "linear_probe-gaussian"]  # fmt: skip
+    store = [json.loads(x) for x in (tmp_path / "suite" / "results.jsonl").read_text().splitlines()]
+    assert {(r["method"], r["evaluation"]) for r in store} == {
+        ("colorization", "linear_probe"),
+        ("colorization", "colorization_auc"),
+        ("gaussian", "linear_probe"),
+    }
+    assert all(r["suite_job"] for r in store)
+    second = Suite(cfg).run()
+    assert second["ran"] == [] and len(second["skipped"]) == 3
+    dry = Suite(OmegaConf.merge(cfg, {"dry_run": True})).run()
+    assert dry["ran"] == []
+    cfg.suite.evaluations.linear_probe.overrides.append("pool=avg")  # a changed spec runs again
+    third = Suite(cfg).run()
+    assert third["ran"] == ["linear_probe-colorization", "linear_probe-gaussian"]
+
+
+def test_bad_suites_are_named():
+    base = {"name": "x", "methods": {"a": {"init": "gaussian"}}, "evaluations": {}}
+    with pytest.raises(ValueError, match="valid: linear_probe, svm_probe"):
+        check_suite(OmegaConf.create(base | {"evaluations": {"e": {"kind": "probe"}}}))
+    with pytest.raises(ValueError, match="exactly one of pretext"):
+        check_suite(OmegaConf.create(base | {"methods": {"a": {"init": "gaussian", "ckpt": "x"}}}))
+    with pytest.raises(ValueError, match=r"only=\['b'\] names no method"):
+        check_suite(OmegaConf.create(base | {"evaluations": {"e": {"kind": "pascal_cls", "only": ["b"]}}}))
