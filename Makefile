@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-quick lint pretext stats bench bench-train bench-probe linear-probe svm-probe
+.PHONY: install test test-quick lint pretext stats bench bench-train bench-probe linear-probe svm-probe suite report
 
 install: $(STAMP)
 
@@ -52,3 +52,11 @@ linear-probe: install
 
 svm-probe: install
 	$(PY) downstream/svm_probe.py layer=$(LAYER) $(if $(CKPT),ckpt=$(CKPT)) $(if $(INIT),init=$(INIT)) $(ARGS)
+
+# The benchmark suite (resumable) and its report: make suite SUITE=imagenette_cpu; make report
+SUITE ?= imagenette_cpu
+suite: install
+	$(PY) benchmarks/suite.py suite=$(SUITE) $(ARGS)
+
+report: install
+	$(PY) benchmarks/report.py --store outputs/suite/$(SUITE)/results.jsonl

@@ -149,8 +149,9 @@ class Suite:
             self.colorization_auc(method, encoder, overrides, run_dir, tag)
         else:
             resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
-            cfg = compose_cfg(ev.kind, [*overrides, *encoder, f"label={method}", f"tag='{tag}'", f"results={self.store}",
-                                        f"run_dir={run_dir}", f"resume={str(resume).lower()}"])  # fmt: skip
+            job_args = [f"label={method}", f"tag='{tag}'", f"results={self.store}", f"run_dir={run_dir}",
+                        f"resume={str(resume).lower()}"]  # fmt: skip
+            cfg = compose_cfg(ev.kind, [*overrides, *encoder, *job_args])
             result = RUNNERS[ev.kind]()(cfg)
             if PreemptionCheckpoint.preempted or not result.get("complete", True):
                 raise Stopped(f"{job_id} stopped before its last step: run the suite again to resume it")

@@ -1,0 +1,200 @@
+"""The suite's report: paper-style tables and plots from the results store alone.
+
+    python benchmarks/report.py [--store outputs/suite/imagenette_cpu/results.jsonl] [--out DIR]
+    make report
+
+Writes DIR/report.md (linear top-1 by layer per method; PASCAL classification / detection /
+segmentation per method; colorization AuC; the published numbers of SPEC.md in their own, marked
+rows) and DIR/linear_by_layer.png (accuracy by layer per method, beside the published curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from downstream.results import read_records  # noqa: E402
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5")
+# SPEC.md, Reported numbers (AlexNet, ImageNet-1k). Linear top-1 by layer, released resize protocol
+# (read from the authors' plot, +-0.3); PASCAL cls fc6-8 / cls all / det / seg.
+PUBLISHED_LINEAR = {
+    "ImageNet labels (ceiling)": (19.3, 36.3, 44.2, 48.3, 50.5),
+    "Gaussian random": (11.6, 17.1, 16.9, 16.3, 14.1),
+    "Kraehenbuehl init": (17.5, 23.0, 24.5, 23.2, 20.6),
+    "Context Encoders": (14.1, 20.7, 21.0, 19.8, 15.5),
+    "Colorization": (13.1, 24.7, 31.0, 32.6, 31.8),
+}
+PUBLISHED_PASCAL = {
+    "ImageNet labels": (78.9, 79.9, 56.8, 48.0),
+    "Gaussian": (None, 53.3, 43.4, 19.8),
+    "Kraehenbuehl": (39.2, 56.6, 45.6, 32.6),
+    "Context Encoders": (None, 56.5, 44.5, 29.7),
+    "Colorization": (61.5, 65.9, 46.9, 35.6),
+}
+COMPARED = ("context_encoder", "gaussian")
+
+
+def fmt(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def linear_rows(records: list[dict]) -> dict[tuple, dict[str, float]]:
+    """{(method, dataset, pool, schedule, steps): {layer: top-1}}."""
+    rows: dict[tuple, dict] = defaultdict(dict)
+    for r in records:
+        if r["evaluation"] == "linear_probe" and r["metric"] == "top1":
+            o = r["options"]
+            rows[(r["method"], r["dataset"], o.get("pool"), o.get("schedule"), o.get("steps"))][r["layer"]] = r["value"]
+    return dict(rows)
+
+
+def linear_table(rows) -> list[str]:
+    out = ["| method | dataset | pool | schedule (steps) | " + " | ".join(LAYERS) + " |",
+           "|---|---|---|---|" + "---|" * len(LAYERS)]  # fmt: skip
+    for (method, dataset, pool, sched, steps), vals in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        out.append(f"| {method} | {dataset} | {pool} | {sched} ({steps}) | "
+                   + " | ".join(fmt(vals.get(x)) for x in LAYERS) + " |")  # fmt: skip
+    out += ["", "Published (SPEC.md: AlexNet on ImageNet-1k, resize protocol, 140k steps; not comparable in "
+            "scale, shown for the ordering):", "", "| *published* method | conv1 | conv2 | conv3 | conv4 | conv5 |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    out += [f"| *published* {m} | " + " | ".join(fmt(v) for v in vals) + " |" for m, vals in PUBLISHED_LINEAR.items()]
+    return out
+
+
+def comparison(rows) -> list[str]:
+    """Colorization minus each compared method, layer by layer, under the same protocol (dataset,
+    pool, schedule), beside the paper's difference."""
+    paper = {"context_encoder": "Context Encoders", "gaussian": "Gaussian random"}
+    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for (method, dataset, pool, sched, _steps), vals in rows.items():
+        groups[(dataset, pool, sched)][method] = vals
+    out = []
+    for (dataset, pool, sched), methods in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if "colorization" not in methods or not any(m in methods for m in COMPARED):
+            continue
+        color = methods["colorization"]
+        out += [f"{dataset}, pool={pool}, schedule={sched}:", "",
+                "| colorization minus | " + " | ".join(LAYERS[:5]) + " |", "|---|" + "---|" * 5]  # fmt: skip
+        for other in (m for m in COMPARED if m in methods):
+            vals = methods[other]
+            ours = [color[x] - vals[x] if x in color and x in vals else None for x in LAYERS[:5]]
+            pub = [c - o for c, o in zip(PUBLISHED_LINEAR["Colorization"], PUBLISHED_LINEAR[paper[other]], strict=True)]
+            out.append(f"| {other} (here) | " + " | ".join("-" if v is None else f"{v:+.1f}" for v in ours) + " |")
+            out.append(f"| *{paper[other]} (paper)* | " + " | ".join(f"{v:+.1f}" for v in pub) + " |")
+        out.append("")
+    return out
+
+
+def pascal_table(records: list[dict]) -> list[str]:
+    cells: dict[str, dict[str, float]] = defaultdict(dict)
+    datasets = set()
+    for r in records:
+        e, m = r["evaluation"], r["metric"]
+        if e == "pascal_cls" and m == "mAP11":
+            col = {"freeze:conv5": "cls fc6-8", "freeze:none": "cls all"}.get(r["layer"], f"cls {r['layer']}")
+        elif e == "pascal_det" and m == "mAP11":
+            col = "det"
+        elif e == "pascal_seg" and m == "mIoU":
+            col = "seg"
+        else:
+            continue
+        cells[r["method"]][col] = r["value"]
+        datasets.add(r["dataset"])
+    cols = ["cls fc6-8", "cls all", "det", "seg"]
+    extra = sorted({c for v in cells.values() for c in v} - set(cols))
+    cols += extra
+    names = ", ".join(sorted(datasets)) or "-"
+    out = [f"Datasets: {names}. cls: VOC07 mAP (11-point); det: VOC07 mAP@0.5 (11-point); seg: mean IoU (21 classes).",
+           "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]  # fmt: skip
+    out += [f"| {m} | " + " | ".join(fmt(v.get(c)) for c in cols) + " |" for m, v in sorted(cells.items())]
+    out += ["", "| *published* method | cls fc6-8 | cls all | det | seg |", "|---|---|---|---|---|"]
+    out += [f"| *published* {m} | " + " | ".join(fmt(v) for v in vals) + " |" for m, vals in PUBLISHED_PASCAL.items()]
+    return out
+
+
+def auc_table(records: list[dict]) -> list[str]:
+    rows: dict[str, dict] = defaultdict(dict)
+    baselines = {}
+    for r in records:
+        if r["evaluation"] == "colorization_auc":
+            rows[r["method"]][r["metric"]] = r["value"]
+            rows[r["method"]]["images"] = r["options"].get("images")
+            baselines.update(r.get("baselines", {}))
+    out = ["| method | AuC | rebalanced AuC | images |", "|---|---|---|---|"]
+    out += [f"| {m} | {fmt(v.get('auc'))} | {fmt(v.get('auc_rebal'))} | {v.get('images')} |" for m, v in rows.items()]
+    out += [f"| {name} (same images) | {fmt(b['auc'])} | {fmt(b['auc_rebal'])} | |" for name, b in baselines.items()]
+    out += ["| *published* Ours (full), ImageNet val | 89.5 | 67.3 | 10000 |", "| *published* Gray | 89.1 | 58.0 | |"]
+    return out
+
+
+def plot_linear(rows, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for (method, _dataset, pool, sched, _steps), vals in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        xs = [x for x in LAYERS[:5] if x in vals]
+        ax.plot(xs, [vals[x] for x in xs], marker="o", label=f"{method} ({pool}, {sched})")
+    ax.set_title("this suite: linear top-1 by layer")
+    ax.set_ylabel("top-1 (%)")
+    ax.legend(fontsize=7)
+    for m, vals in PUBLISHED_LINEAR.items():
+        ax2.plot(LAYERS[:5], vals, marker="s", linestyle="--", label=m)
+    ax2.set_title("published (SPEC.md, ImageNet-1k)")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render(store: Path, out: Path, header: list[str] | None = None) -> Path:
+    records = read_records(store)
+    if not records:
+        raise SystemExit(f"{store} holds no records: run benchmarks/suite.py (or an evaluation) first")
+    rows = linear_rows(records)
+    lines = ["# Benchmark report", "", f"Results store: `{store}` ({len(records)} records).", *(header or []), ""]
+    lines += ["## Linear probes: top-1 by layer", "", *linear_table(rows), ""]
+    comp = comparison(rows)
+    if comp:
+        lines += ["## Colorization against Context Encoders and Gaussian init (top-1 points, by layer)", "", *comp, ""]
+    lines += ["## PASCAL VOC", "", *pascal_table(records), ""]
+    lines += ["## Colorization quality", "", *auc_table(records), ""]
+    if rows:
+        plot_linear(rows, out / "linear_by_layer.png")
+        lines += ["![linear top-1 by layer](linear_by_layer.png)", ""]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default="outputs/suite/imagenette_cpu/results.jsonl")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/<store's folder name>")
+    args = ap.parse_args()
+    store = Path(args.store)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / store.parent.name
+    header = []
+    inv = store.parent / "invocations.jsonl"
+    if inv.is_file():
+        runs = [json.loads(x) for x in inv.read_text().splitlines() if x.strip()]
+        total = sum(r["wall_s"] for r in runs)
+        header = ["", f"Suite invocations: {len(runs)}, total wall time {total / 60:.1f} min; commands: "
+                  + "; ".join(sorted({f'`{r["command"]}`' for r in runs}))]  # fmt: skip
+    print(f"wrote {render(store, out, header)}")
+
+
+if __name__ == "__main__":
+    main()
