@@ -44,11 +44,18 @@ def set_identity(bn: nn.BatchNorm2d) -> None:
     bn.running_var.fill_(1.0 - bn.eps)  # (x - 0) / sqrt(var + eps) = x exactly
 
 
-def pre_activations(net: AlexNetCC, x: Tensor) -> dict[str, Tensor]:
-    """Each conv's output (before its BatchNorm) on ``x``, the net in eval mode."""
+def _capture(net: AlexNetCC, x: Tensor, which: int) -> dict[str, Tensor]:
+    """Each conv block's ``which``-th module output (0: the conv, 1: its BatchNorm) on ``x``, eval mode.
+    Outputs are cloned: the ReLU that follows works in place."""
     out, hooks = {}, []
-    for name, conv, _ in conv_layers(net):
-        hooks.append(conv.register_forward_hook(lambda m, i, o, name=name: out.__setitem__(name, o.detach().clone())))
+    for name, conv, bn in conv_layers(net):
+        module = (conv, bn)[which]
+
+        def keep(m, i, o, name=name):
+            out[name] = o.detach().clone()
+
+        if module is not None:
+            hooks.append(module.register_forward_hook(keep))
     try:
         with torch.no_grad():
             net.eval()(x)
@@ -56,21 +63,16 @@ def pre_activations(net: AlexNetCC, x: Tensor) -> dict[str, Tensor]:
         for h in hooks:
             h.remove()
     return out
+
+
+def pre_activations(net: AlexNetCC, x: Tensor) -> dict[str, Tensor]:
+    """Each conv's output (before its BatchNorm) on ``x``, the net in eval mode."""
+    return _capture(net, x, 0)
 
 
 def bn_outputs(net: AlexNetCC, x: Tensor) -> dict[str, Tensor]:
     """Each BatchNorm's output (the input of each ReLU) on ``x``, the net in eval mode."""
-    out, hooks = {}, []
-    for name, _, bn in conv_layers(net):
-        if bn is not None:
-            hooks.append(bn.register_forward_hook(lambda m, i, o, name=name: out.__setitem__(name, o.detach().clone())))
-    try:
-        with torch.no_grad():
-            net.eval()(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
+    return _capture(net, x, 1)
 
 
 def kmeans_conv1(net: AlexNetCC, x: Tensor, patches: int = 20000, seed: int = 0) -> None:
