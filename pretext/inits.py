@@ -97,14 +97,19 @@ def kmeans_conv1(net: AlexNetCC, x: Tensor, patches: int = 20000, seed: int = 0)
 
 def within_layer(net: AlexNetCC, x: Tensor) -> None:
     """Each BatchNorm's statistics set, layer by layer, to its conv's per-channel mean and variance
-    on ``x``: every ReLU then sees zero-mean, unit-variance inputs on the calibration batch."""
-    for name, _conv, bn in conv_layers(net):
-        if bn is None:
-            continue
-        y = pre_activations(net, x)[name]
-        with torch.no_grad():
-            bn.running_mean.copy_(y.mean((0, 2, 3)))
-            bn.running_var.copy_((y.var((0, 2, 3), unbiased=False) - bn.eps).clamp_min(EPS_FLOOR))
+    on ``x``: every ReLU then sees zero-mean, unit-variance inputs on the calibration batch. One
+    pass: each block runs once, on the output of the block before it as just normalised."""
+    net.eval()
+    with torch.no_grad():
+        for block in net.blocks.children():
+            if isinstance(block, nn.Sequential):
+                conv, bn = block[0], block[1]
+                y = conv(x)
+                bn.running_mean.copy_(y.mean((0, 2, 3)))
+                bn.running_var.copy_((y.var((0, 2, 3), unbiased=False) - bn.eps).clamp_min(EPS_FLOOR))
+                x = block[2](bn(y))
+            else:
+                x = block(x)
 
 
 def gradient_weight_ratios(net: AlexNetCC, x: Tensor, seed: int = 0) -> dict[str, float]:
