@@ -35,6 +35,9 @@ log = logging.getLogger("benchmarks.suite")
 KINDS = ("linear_probe", "svm_probe", "pascal_cls", "pascal_det", "pascal_seg", "colorization_auc")
 
 
+PENDING = object()  # a pretext checkpoint still to make
+
+
 class Stopped(Exception):
     """A signal asked the suite to stop; what was done is saved."""
 
@@ -76,6 +79,7 @@ class Suite:
         self.store = self.root / "results.jsonl"
         self.ran: list[str] = []
         self.skipped: list[str] = []
+        self._digests: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- methods
     def encoder_args(self, name: str) -> list[str]:
@@ -117,32 +121,64 @@ class Suite:
         return Path(result["last_checkpoint"])
 
     # ----------------------------------------------------------------------------------- evaluations
-    def done_tags(self) -> set[str]:
+    def digest(self, path: str) -> str:
+        from downstream.encoder import file_digest
+
+        if path not in self._digests:
+            self._digests[path] = file_digest(path)
+        return self._digests[path]
+
+    def known_checkpoint(self, method: str):
+        """The method's checkpoint path, None for an init, PENDING for a pretext run still to make."""
+        m = self.suite.methods[method]
+        if m.get("ckpt"):
+            return str(m.ckpt)
+        if m.get("init"):
+            return None
+        done = self.root / "jobs" / f"pretext-{method}" / "done.json"
+        overrides = [*self.suite.get("pretext_overrides", []), *m.pretext]
+        if done.is_file() and json.loads(done.read_text()).get("spec") == spec_hash(overrides):
+            return json.loads(done.read_text())["checkpoint"]
+        return PENDING
+
+    def is_done(self, tag: str, ckpt: str | None) -> bool:
+        """The job's records are in the store, and of the checkpoint the method has now (a pretext
+        run made again has another digest: its evaluations run again)."""
         from downstream.results import read_records
 
-        return {r.get("suite_job") for r in read_records(self.store)}
+        records = [r for r in read_records(self.store) if r.get("suite_job") == tag]
+        if not records:
+            return False
+        return ckpt is None or all(r["checkpoint_digest"] == self.digest(ckpt) for r in records)
 
     def evaluate(self, ev_name: str, method: str) -> None:
+        from downstream.results import drop_records
         from pretext.checkpointing import PreemptionCheckpoint
 
         ev = self.suite.evaluations[ev_name]
+        m = self.suite.methods[method]
         overrides = [*self.suite.get("eval_overrides", {}).get(ev.kind, []), *ev.get("overrides", [])]
         job_id = f"{ev_name}-{method}"
-        tag = f"{job_id}#{spec_hash(overrides, OmegaConf.to_container(self.suite.methods[method]))}"
-        if tag in self.done_tags():
-            self.skipped.append(job_id)
-            return
+        tag = f"{job_id}#{spec_hash(overrides, OmegaConf.to_container(m))}"
+        if ev.kind == "colorization_auc" and m.get("init"):
+            return  # an initialisation does not colour
         if self.cfg.dry_run:
-            m = self.suite.methods[method]
-            if ev.kind == "colorization_auc" and m.get("init"):
+            ckpt = self.known_checkpoint(method)
+            if ckpt is not PENDING and self.is_done(tag, ckpt):
+                self.skipped.append(job_id)
                 return
-            if m.get("pretext") is not None:
-                self.pretext(method)  # lists the pretext run when it is still to make
+            if ckpt is PENDING:
+                self.pretext(method)  # lists the pretext run still to make
             self.ran.append(job_id + (" (if a colorizer)" if ev.kind == "colorization_auc" else ""))
             return
-        encoder = self.encoder_args(method)
+        encoder = self.encoder_args(method)  # makes the pretext run first when needed
+        ckpt = encoder[0].split("=", 1)[1] if encoder[0].startswith("ckpt=") else None
+        if self.is_done(tag, ckpt):
+            self.skipped.append(job_id)
+            return
         if ev.kind == "colorization_auc" and not self.is_colorization(method, encoder):
             return  # only a colorizer colours
+        drop_records(self.store, lambda r: r.get("suite_job") == tag)  # a stale run of this job
         run_dir = self.root / "jobs" / job_id / tag.split("#")[1]
         log.info("suite: %s", job_id)
         if ev.kind == "colorization_auc":

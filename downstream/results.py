@@ -60,6 +60,20 @@ def write_records(path: str | Path, new: Iterable[dict]) -> Path:
     return path
 
 
+def drop_records(path: str | Path, predicate) -> int:
+    """Remove the records for which ``predicate(record)`` holds; how many went."""
+    path = Path(path)
+    records = read_records(path)
+    kept = [r for r in records if not predicate(r)]
+    if len(kept) != len(records):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            for r in kept:
+                f.write(json.dumps(r, sort_keys=True) + "\n")
+        tmp.replace(path)
+    return len(records) - len(kept)
+
+
 def make_record(info, evaluation: str, layer: str, options: dict, dataset: str, metric: str, value: float,
                 cfg=None) -> dict:  # fmt: skip
     """A record for an encoder (:class:`downstream.encoder.EncoderInfo`). ``cfg``: the evaluation's

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from benchmarks.suite import Suite, check_suite
@@ -61,6 +62,16 @@ def test_a_tiny_suite_runs_end_to_end_and_a_second_invocation_runs_nothing(tmp_p
     cfg.suite.evaluations.linear_probe.overrides.append("pool=avg")  # a changed spec runs again
     third = Suite(cfg).run()
     assert third["ran"] == ["linear_probe-colorization", "linear_probe-gaussian"]
+    done = json.loads((tmp_path / "suite" / "jobs" / "pretext-colorization" / "done.json").read_text())
+    ckpt = torch.load(done["checkpoint"], weights_only=True)  # the method's checkpoint changes
+    ckpt["state_dict"]["net.blocks.conv1.0.bias"] += 0.5
+    torch.save(ckpt, done["checkpoint"])
+    fourth = Suite(cfg).run()
+    assert fourth["ran"] == ["linear_probe-colorization", "colorization_auc-colorization"]
+    store = [json.loads(x) for x in (tmp_path / "suite" / "results.jsonl").read_text().splitlines()]
+    current = [r for r in store if r["method"] == "colorization" and r["options"].get("pool") != "resize"]
+    assert len({r["checkpoint_digest"] for r in current}) == 1  # replaced, not kept beside the new ones
+    assert len(current) == 2 * 2 + 2  # top-1 and top-5 of conv1 and conv2, and the two AuCs
 
 
 def test_bad_suites_are_named():
