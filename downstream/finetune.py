@@ -65,13 +65,17 @@ def bn_eval(net: nn.Module) -> None:
 
 
 class FrozenBatchNorm:
-    """Mixin for fine-tuning modules: whatever ``train()`` is called with (Lightning calls it after
-    every validation), every BatchNorm stays in eval mode."""
+    """Mixin for fine-tuning modules: every BatchNorm stays in eval mode, whatever ``train()`` is
+    called with and whatever modes Lightning restores around validation (it sets them module by
+    module, not through ``train()``), so it is also enforced before every training step."""
 
     def train(self, mode: bool = True):
         super().train(mode)
         bn_eval(self)
         return self
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        bn_eval(self)
 
 
 def run_blocks(net: AlexNetCC, x: Tensor, dropout: float, training: bool) -> Iterator[tuple[str, Tensor]]:
