@@ -3,14 +3,13 @@ labels ignored, 10-crop test, 11-point and area AP per class."""
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from downstream.ap import class_aps
-from downstream.finetune import FrozenBatchNorm, freeze_up_to, run_blocks
+from downstream.finetune import FinetuneModule, run_blocks
 from pretext.color import rgb_to_lab
 from pretext.nets import AlexNetCC
 from pretext.predict import net_input
@@ -18,7 +17,7 @@ from pretext.predict import net_input
 HEAD_LAYERS = ("fc6", "fc7", "fc8")
 
 
-class VocClassifier(FrozenBatchNorm, L.LightningModule):
+class VocClassifier(FinetuneModule):
     """``net``: the encoder grown to fc7 (:func:`downstream.finetune.grow_to_fc7`); fc8 is a new
     linear layer on fc7's spatially averaged map. SGD (``lr``, ``momentum``, ``weight_decay``),
     ``head_lr_mult`` x lr for fc6-8, lr x ``lr_gamma`` every ``lr_step`` steps."""
@@ -36,18 +35,14 @@ class VocClassifier(FrozenBatchNorm, L.LightningModule):
         lr_gamma: float = 0.5,
         dropout: float = 0.5,
     ):
-        super().__init__()
-        self.net, self.freeze = net, freeze
-        self.frozen = freeze_up_to(net, freeze)
+        super().__init__(net, freeze, lr, momentum, weight_decay, lr_step, lr_gamma)
+        self.net = net
         self.fc8 = nn.Linear(net.fc_width, num_classes)
         nn.init.normal_(self.fc8.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc8.bias)
-        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
-        self.head_lr_mult, self.lr_step, self.lr_gamma, self.dropout = head_lr_mult, lr_step, lr_gamma, dropout
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
+        self.head_lr_mult, self.dropout = head_lr_mult, dropout
         self._scores: list[Tensor] = []
         self._labels: list[Tensor] = []
-        self.final: dict = {}
 
     def forward(self, rgb: Tensor) -> Tensor:
         x = net_input(rgb_to_lab(rgb), self.net.in_channels, rgb)
@@ -104,6 +99,4 @@ class VocClassifier(FrozenBatchNorm, L.LightningModule):
         head += list(self.fc8.parameters())
         groups = [{"params": body, "lr": self.opt["lr"]}] if body else []
         groups.append({"params": head, "lr": self.opt["lr"] * self.head_lr_mult})
-        opt = torch.optim.SGD(groups, **self.opt)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_step, gamma=self.lr_gamma)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.sgd(groups)

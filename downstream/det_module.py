@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import lightning as L
 import numpy as np
 import torch
 from torchvision.models.detection import FasterRCNN
 
 from downstream.det_metrics import detection_aps
 from downstream.detector import set_scales, to_float
-from downstream.finetune import FrozenBatchNorm, freeze_up_to
+from downstream.finetune import FinetuneModule
 from pretext.nets import AlexNetCC
 
 
-class Detector(FrozenBatchNorm, L.LightningModule):
+class Detector(FinetuneModule):
     def __init__(
         self,
         model: FasterRCNN,
@@ -29,14 +28,8 @@ class Detector(FrozenBatchNorm, L.LightningModule):
         lr_gamma: float = 0.1,
         num_classes: int = 21,
     ):
-        super().__init__()
+        super().__init__(net, freeze, lr, momentum, weight_decay, lr_step, lr_gamma)
         self.model, self.num_classes = model, num_classes
-        self.frozen = freeze_up_to(net, freeze)
-        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
-        self.lr_step, self.lr_gamma = lr_step, lr_gamma
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
-        self.final: dict = {}
-        self.final_step = -1
         self._reset()
 
     def _reset(self) -> None:
@@ -87,7 +80,4 @@ class Detector(FrozenBatchNorm, L.LightningModule):
             self.log_dict({"val/mAP11": self.final["mAP11"], "val/mAP_area": self.final["mAP_area"]})
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, **self.opt)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_step, gamma=self.lr_gamma)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.sgd([{"params": [p for p in self.model.parameters() if p.requires_grad]}])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import lightning as L
 import torch
 from torch import Tensor, nn
 
@@ -76,6 +77,29 @@ class FrozenBatchNorm:
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         bn_eval(self)
+
+
+class FinetuneModule(FrozenBatchNorm, L.LightningModule):
+    """What the PASCAL tasks share: layers of ``net`` frozen up to ``freeze``, SGD with
+    ``lr``, ``momentum``, ``weight_decay`` (lr x ``lr_gamma`` every ``lr_step`` steps when given),
+    a count of unreadable images, and ``final``: the scores of the last validation."""
+
+    def __init__(self, net: AlexNetCC, freeze: str, lr: float, momentum: float, weight_decay: float,
+                 lr_step: int | None = None, lr_gamma: float = 0.1):  # fmt: skip
+        super().__init__()
+        self.freeze, self.frozen = freeze, freeze_up_to(net, freeze)
+        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        self.lr_step, self.lr_gamma = lr_step, lr_gamma
+        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
+        self.final: dict = {}
+        self.final_step = -1
+
+    def sgd(self, groups: list[dict]) -> dict:
+        opt = torch.optim.SGD(groups, **self.opt)
+        if not self.lr_step:
+            return {"optimizer": opt}
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_step, gamma=self.lr_gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def run_blocks(net: AlexNetCC, x: Tensor, dropout: float, training: bool) -> Iterator[tuple[str, Tensor]]:

@@ -3,13 +3,12 @@ confusion matrix at each image's own size."""
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from downstream.fcn import FCN
-from downstream.finetune import FrozenBatchNorm, freeze_up_to
+from downstream.finetune import FinetuneModule
 from downstream.seg_metrics import IGNORE, confusion_matrix, scores
 from downstream.voc import RandomScaleCrop
 from pretext.color import rgb_to_lab
@@ -30,7 +29,7 @@ def pad_multiple(rgb: Tensor, multiple: int = 32) -> Tensor:
     return out
 
 
-class Segmenter(FrozenBatchNorm, L.LightningModule):
+class Segmenter(FinetuneModule):
     def __init__(
         self,
         fcn: FCN,
@@ -41,15 +40,9 @@ class Segmenter(FrozenBatchNorm, L.LightningModule):
         head_lr_mult: float = 1.0,
         num_classes: int = 21,
     ):
-        super().__init__()
-        self.fcn, self.freeze, self.num_classes = fcn, freeze, num_classes
-        self.frozen = freeze_up_to(fcn.net, freeze)
-        self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
-        self.head_lr_mult = head_lr_mult
+        super().__init__(fcn.net, freeze, lr, momentum, weight_decay)
+        self.fcn, self.num_classes, self.head_lr_mult = fcn, num_classes, head_lr_mult
         self.register_buffer("conf", torch.zeros(num_classes, num_classes, dtype=torch.long), persistent=False)
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
-        self.final: dict = {}
-        self.final_step = -1
 
     def forward(self, rgb: Tensor) -> Tensor:
         """Scores (N, classes, H, W) at the size of ``rgb`` (uint8 (N, 3, H, W), any size)."""
@@ -89,4 +82,4 @@ class Segmenter(FrozenBatchNorm, L.LightningModule):
         head += list(self.fcn.score.parameters()) + list(self.fcn.skips.parameters())
         groups = [{"params": body, "lr": self.opt["lr"]}] if body else []
         groups.append({"params": head, "lr": self.opt["lr"] * self.head_lr_mult})
-        return torch.optim.SGD(groups, **self.opt)
+        return self.sgd(groups)

@@ -141,6 +141,16 @@ class TenCrops:
         return torch.stack(TF.ten_crop(img, [self.crop, self.crop]))
 
 
+def read_or_none(path):
+    """The image as uint8 RGB, or None when it cannot be read (the loader skips and counts it)."""
+    from pretext.images import read_rgb
+
+    try:
+        return read_rgb(path)
+    except (RuntimeError, OSError, ValueError):
+        return None
+
+
 class VocImages:
     """(transformed image, (20,) int8 labels) per listed image; None for an unreadable file."""
 
@@ -153,12 +163,9 @@ class VocImages:
     def __getitem__(self, key):
         import torch
 
-        from pretext.images import read_rgb
-
         i, seed = key if isinstance(key, tuple) else (key, key)
-        try:
-            img = read_rgb(self.paths[i])
-        except (RuntimeError, OSError, ValueError):
+        img = read_or_none(self.paths[i])
+        if img is None:
             return None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -292,12 +299,9 @@ class VocBoxes:
     def __getitem__(self, key):
         import torch
 
-        from pretext.images import read_rgb
-
         i, seed = key if isinstance(key, tuple) else (key, key)
-        try:
-            img = read_rgb(self.paths[i])
-        except (RuntimeError, OSError, ValueError):
+        img = read_or_none(self.paths[i])
+        if img is None:
             return None
         target = {k: v.clone() for k, v in self.targets[i].items()} | {"index": torch.tensor(i)}
         g = torch.Generator().manual_seed(seed)

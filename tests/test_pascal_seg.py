@@ -70,7 +70,7 @@ def test_a_few_steps_on_voc_mini_reduce_the_loss():
     torch.manual_seed(0)
     net, _ = grow_to_fc7(AlexNetCC(out_channels=1, fc_width=32, last="fc7"))
     module = Segmenter(FCN(net, dropout=0.0), lr=0.01)
-    opt = module.configure_optimizers()
+    opt = module.configure_optimizers()["optimizer"]
     losses = []
     for _ in range(8):
         loss = torch.nn.functional.cross_entropy(module(rgb), mask, ignore_index=255)
