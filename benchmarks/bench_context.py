@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_color import photos  # noqa: E402
 from benchmarks.bench_train import make_module  # noqa: E402
 from benchmarks.common import time_interleaved, write_result  # noqa: E402
+from pretext.context_encoder import discriminator_loss  # noqa: E402
 from pretext.context_module import ContextEncoderModule  # noqa: E402
 from pretext.nets import AlexNetCC  # noqa: E402
 
@@ -59,9 +60,7 @@ def main() -> None:
         g_opt.zero_grad(set_to_none=True)
         out["g"].backward()
         g_opt.step()
-        d = torch.nn.functional.binary_cross_entropy_with_logits
-        real, fake = ce.discriminator(out["target"]), ce.discriminator(out["composite"].detach())
-        dl = (d(real, torch.ones_like(real)) + d(fake, torch.zeros_like(fake))) / 2
+        dl = discriminator_loss(ce.discriminator(out["target"]), ce.discriminator(out["composite"].detach()))
         d_opt.zero_grad(set_to_none=True)
         dl.backward()
         d_opt.step()

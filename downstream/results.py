@@ -51,13 +51,18 @@ def write_records(path: str | Path, new: Iterable[dict]) -> Path:
     new = [dict(r) for r in new]
     keys = {record_key(r) for r in new}
     kept = [r for r in read_records(path) if record_key(r) not in keys]
+    _rewrite(path, kept + new)
+    return path
+
+
+def _rewrite(path: Path, records: list[dict]) -> None:
+    """The store as exactly ``records``, written to a temporary file and renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        for r in kept + new:
+        for r in records:
             f.write(json.dumps(r, sort_keys=True) + "\n")
     tmp.replace(path)
-    return path
 
 
 def drop_records(path: str | Path, predicate) -> int:
@@ -66,11 +71,7 @@ def drop_records(path: str | Path, predicate) -> int:
     records = read_records(path)
     kept = [r for r in records if not predicate(r)]
     if len(kept) != len(records):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            for r in kept:
-                f.write(json.dumps(r, sort_keys=True) + "\n")
-        tmp.replace(path)
+        _rewrite(path, kept)
     return len(records) - len(kept)
 
 

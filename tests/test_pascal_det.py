@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from downstream.detector import build_detector
 from downstream.finetune import grow_to_fc7
 from downstream.voc import VocAnnotation, VocObject, detection_targets
-from pretext.data import VocDetectionData
+from downstream.voc_data import VocDetectionData
 from pretext.nets import AlexNetCC
 from tests.conftest import ROOT, shared_path
 from tests.voc_fixture import OBJ, write_devkit
