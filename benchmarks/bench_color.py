@@ -16,7 +16,6 @@ Writes benchmarks/results/bench_color.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,9 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.neighbors import NearestNeighbors
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import time_interleaved, write_result  # noqa: E402
-from pretext.color import SIGMA, Gamut, SoftEncoder, dense_target, rgb_to_lab  # noqa: E402
-from pretext.images import list_images, read_rgb  # noqa: E402
+from benchmarks.common import time_interleaved, write_result
+from pretext.color import SIGMA, Gamut, SoftEncoder, dense_target, rgb_to_lab
+from pretext.images import list_images, read_rgb
 
 IMAGENETTE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette" / "val"
 RELEASED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pts_in_hull.npy"

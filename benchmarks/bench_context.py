@@ -11,19 +11,15 @@ target: the figure is for planning GPU runs. Writes benchmarks/results/bench_con
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_color import photos  # noqa: E402
-from benchmarks.bench_train import make_module  # noqa: E402
-from benchmarks.common import time_interleaved, write_result  # noqa: E402
-from pretext.context_encoder import discriminator_loss  # noqa: E402
-from pretext.context_module import ContextEncoderModule  # noqa: E402
-from pretext.nets import AlexNetCC  # noqa: E402
+from benchmarks.bench_color import photos
+from benchmarks.bench_train import make_module
+from benchmarks.common import time_interleaved, write_result
+from pretext.context_encoder import discriminator_loss
+from pretext.context_module import ContextEncoderModule
+from pretext.nets import AlexNetCC
 
 
 def main() -> None:

@@ -12,19 +12,15 @@ with bf16 autocast and channels_last. Writes benchmarks/results/bench_train.json
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_color import photos  # noqa: E402
-from benchmarks.common import time_interleaved, write_result  # noqa: E402
-from pretext.color import Gamut  # noqa: E402
-from pretext.losses import plain_and_weighted, soft_cross_entropy  # noqa: E402
-from pretext.module import ColorizationModule  # noqa: E402
-from pretext.nets import AlexNetCC  # noqa: E402
+from benchmarks.bench_color import photos
+from benchmarks.common import time_interleaved, write_result
+from pretext.color import Gamut
+from pretext.losses import plain_and_weighted, soft_cross_entropy
+from pretext.module import ColorizationModule
+from pretext.nets import AlexNetCC
 
 TARGET = 1.15
 

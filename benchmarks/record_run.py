@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, write_result  # noqa: E402
+from benchmarks.common import RESULTS, write_result
 
 VAL_KEYS = ("val/loss", "val/loss_weighted", "val/auc", "val/auc_rebal", "val/auc_grey", "val/auc_rebal_grey")
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from downstream.results import read_records
 
-from downstream.results import read_records  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5")
 # SPEC.md, Reported numbers (AlexNet, ImageNet-1k). Linear top-1 by layer, released resize protocol

@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from downstream.ap import class_aps
 from downstream.finetune import FinetuneModule, run_blocks
-from pretext.color import rgb_to_lab
 from pretext.nets import AlexNetCC
-from pretext.predict import net_input
+from pretext.predict import encoder_input
 
 HEAD_LAYERS = ("fc6", "fc7", "fc8")
 
@@ -45,17 +44,14 @@ class VocClassifier(FinetuneModule):
         self._labels: list[Tensor] = []
 
     def forward(self, rgb: Tensor) -> Tensor:
-        x = net_input(rgb_to_lab(rgb), self.net.in_channels, rgb)
+        x = encoder_input(rgb, self.net.in_channels)
         fc7 = x
         for _, fc7 in run_blocks(self.net, x, self.dropout, self.training):  # noqa: B007 (the last output)
             pass
         return self.fc8(fc7.mean((2, 3)))
 
-    def training_step(self, batch, batch_idx: int):
-        (rgb, labels), skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
-        if len(rgb) == 0:
-            return None
+    def train_step(self, payload):
+        rgb, labels = payload
         z = self(rgb)
         weight = (labels != 0).float()  # difficult: ignored
         loss = F.binary_cross_entropy_with_logits(z, (labels == 1).float(), weight=weight, reduction="sum")
@@ -63,33 +59,31 @@ class VocClassifier(FinetuneModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(rgb))
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        (crops, labels), _ = batch
-        if len(crops) == 0:
-            return
+    def val_step(self, payload) -> None:
+        crops, labels = payload
         n, k = crops.shape[:2]
         z = self(crops.flatten(0, 1)).view(n, k, -1).mean(1)  # the crops' mean score
         self._scores.append(z.float().cpu())
         self._labels.append(labels.cpu())
 
-    def on_validation_epoch_end(self) -> None:
+    def compute_scores(self) -> dict:
         if not self._scores:
-            return
+            return {}
         scores, labels = torch.cat(self._scores).numpy(), torch.cat(self._labels).numpy()
         self._scores, self._labels = [], []
         aps = class_aps(scores, labels)
         defined = ~np.isnan(aps["ap11"])
-        self.final = {
+        final = {
             "mAP11": float(np.nanmean(aps["ap11"])) if defined.any() else float("nan"),
             "mAP_area": float(np.nanmean(aps["ap_area"])) if defined.any() else float("nan"),
             "classes_scored": int(defined.sum()),
             "ap11": aps["ap11"].tolist(),
             "ap_area": aps["ap_area"].tolist(),
         }
-        self.final_step = self.global_step
         if defined.any():
-            self.log("val/mAP11", self.final["mAP11"])
-            self.log("val/mAP_area", self.final["mAP_area"])
+            self.log("val/mAP11", final["mAP11"])
+            self.log("val/mAP_area", final["mAP_area"])
+        return final
 
     def configure_optimizers(self):
         head, body = [], []

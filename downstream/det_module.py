@@ -36,11 +36,8 @@ class Detector(FinetuneModule):
         self._dets: dict[int, list] = defaultdict(list)
         self._truths: dict[int, dict] = defaultdict(dict)
 
-    def training_step(self, batch, batch_idx: int):
-        (images, targets), skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
-        if not images:
-            return None
+    def train_step(self, payload):
+        images, targets = payload
         set_scales(self.model, training=True)
         losses = self.model(to_float(images), [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
         loss = sum(losses.values())
@@ -54,8 +51,8 @@ class Detector(FinetuneModule):
         set_scales(self.model, training=False)
         return self.model(to_float(images))
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        (images, targets), _ = batch
+    def val_step(self, payload) -> None:
+        images, targets = payload
         for out, t in zip(self.predict(images), targets, strict=True):
             index = int(t["index"])
             for box, label, score in zip(out["boxes"].cpu().numpy(), out["labels"].tolist(),
@@ -65,19 +62,19 @@ class Detector(FinetuneModule):
             for c in np.unique(labels):
                 self._truths[int(c)][index] = (boxes[labels == c], difficult[labels == c])
 
-    def on_validation_epoch_end(self) -> None:
+    def compute_scores(self) -> dict:
         aps = detection_aps(self._dets, self._truths, self.num_classes)
         self._reset()
         defined = ~np.isnan(aps["ap11"])
-        self.final = {
+        final = {
             "mAP11": float(np.nanmean(aps["ap11"])) if defined.any() else float("nan"),
             "mAP_area": float(np.nanmean(aps["ap_area"])) if defined.any() else float("nan"),
             "classes_scored": int(defined.sum()),
             "ap11": aps["ap11"].tolist(),
         }
-        self.final_step = self.global_step
         if defined.any():
-            self.log_dict({"val/mAP11": self.final["mAP11"], "val/mAP_area": self.final["mAP_area"]})
+            self.log_dict({"val/mAP11": final["mAP11"], "val/mAP_area": final["mAP_area"]})
+        return final
 
     def configure_optimizers(self):
         return self.sgd([{"params": [p for p in self.model.parameters() if p.requires_grad]}])

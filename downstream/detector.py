@@ -18,9 +18,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign, RoIPool
 
-from pretext.color import rgb_to_lab
 from pretext.nets import AlexNetCC
-from pretext.predict import net_input
+from pretext.predict import encoder_input
 
 ROI_SIZE = 11  # fc6's dilated 6 x 6 kernel spans 11 x 11 cells
 STRIDE = 16  # conv5's output stride in this encoder
@@ -39,7 +38,7 @@ class EncoderBackbone(nn.Module):
         self.out_channels = 256
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return {"0": self.body(net_input(rgb_to_lab(x), self.net.in_channels, x))}
+        return {"0": self.body(encoder_input(x, self.net.in_channels))}
 
 
 class EncoderBoxHead(nn.Module):

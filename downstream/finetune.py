@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
+from downstream.evaluation import Evaluation, EvaluationModule
 from pretext.nets import ALEXNET_LAYERS, AlexNetCC
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,9 @@ class FrozenBatchNorm:
         bn_eval(self)
 
 
-class FinetuneModule(FrozenBatchNorm, L.LightningModule):
+class FinetuneModule(FrozenBatchNorm, EvaluationModule):
     """What the PASCAL tasks share: layers of ``net`` frozen up to ``freeze``, SGD with
-    ``lr``, ``momentum``, ``weight_decay`` (lr x ``lr_gamma`` every ``lr_step`` steps when given),
-    a count of unreadable images, and ``final``: the scores of the last validation."""
+    ``lr``, ``momentum``, ``weight_decay`` (lr x ``lr_gamma`` every ``lr_step`` steps when given)."""
 
     def __init__(self, net: AlexNetCC, freeze: str, lr: float, momentum: float, weight_decay: float,
                  lr_step: int | None = None, lr_gamma: float = 0.1):  # fmt: skip
@@ -90,9 +89,6 @@ class FinetuneModule(FrozenBatchNorm, L.LightningModule):
         self.freeze, self.frozen = freeze, freeze_up_to(net, freeze)
         self.opt = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
         self.lr_step, self.lr_gamma = lr_step, lr_gamma
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
-        self.final: dict = {}
-        self.final_step = -1
 
     def sgd(self, groups: list[dict]) -> dict:
         opt = torch.optim.SGD(groups, **self.opt)
@@ -109,3 +105,24 @@ def run_blocks(net: AlexNetCC, x: Tensor, dropout: float, training: bool) -> Ite
         if name in ("fc6", "fc7") and dropout > 0:
             x = nn.functional.dropout(x, dropout, training)
         yield name, x
+
+
+class FinetuneEvaluation(Evaluation):
+    """What the PASCAL evaluations share: the freeze point checked before anything loads, the
+    encoder grown to fc7 (``loaded`` is ``(net, info, new_layers)``), run names by freeze point and
+    schedule (``schedule_key``: the config group of the schedule)."""
+
+    schedule_key = ""
+
+    def load(self, cfg):
+        frozen_layers(cfg.freeze)  # a bad freeze point fails before anything loads
+        net, info = super().load(cfg)
+        net, new_layers = grow_to_fc7(net, seed=cfg.seed)
+        return net, info, new_layers
+
+    def run_name(self, cfg, info, loaded) -> str:
+        return f"freeze-{cfg.freeze}_{cfg[self.schedule_key].name}"
+
+    def base_options(self, cfg, info, loaded, step: int) -> dict:
+        return {"freeze": cfg.freeze, "schedule": cfg[self.schedule_key].name, "steps": int(step),
+                "input": info.input, "new_layers": "/".join(loaded[2]) or "none"}  # fmt: skip

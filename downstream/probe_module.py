@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from downstream.encoder import FrozenEncoder
+from downstream.evaluation import EvaluationModule
 from downstream.reduce import reduce_map, reduced_dims
-
-LAYER_CHANNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256, "pool5": 256}
 
 
 class ProbeHead(nn.Module):
@@ -30,7 +28,7 @@ class ProbeHead(nn.Module):
         return self.fc(self.bn(x).flatten(1))
 
 
-class LinearProbeModule(L.LightningModule):
+class LinearProbeModule(EvaluationModule):
     """``pool``: ``avg`` or ``resize``; ``pool_spec``: ``conf/pool/<pool>.yaml`` (its ``layers`` table
     and ``align_corners``). SGD (``lr``, ``momentum``, ``nesterov``, ``weight_decay``) with the rate
     x ``lr_gamma`` every ``lr_step`` steps."""
@@ -56,8 +54,9 @@ class LinearProbeModule(L.LightningModule):
         }
         self.heads = nn.ModuleDict(
             {
-                layer: ProbeHead(LAYER_CHANNELS[layer], reduced_dims(LAYER_CHANNELS[layer], spec), num_classes)
+                layer: ProbeHead(width, reduced_dims(width, spec), num_classes)
                 for layer, spec in self.specs.items()
+                for width in [encoder.net.channels(layer)]
             }
         )
         top5 = min(5, num_classes)
@@ -65,19 +64,13 @@ class LinearProbeModule(L.LightningModule):
         self.top5 = nn.ModuleDict({k: MulticlassAccuracy(num_classes, top_k=top5, average="micro") for k in self.heads})
         self.opt = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
         self.lr_step, self.lr_gamma = lr_step, lr_gamma
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=True)
-        self.final: dict[str, dict[str, float]] = {}
-        self.final_step = -1  # the step the heads had when ``final`` was measured
 
     def logits(self, rgb: Tensor) -> dict[str, Tensor]:
         feats = self.encoder(rgb)
         return {k: self.heads[k](reduce_map(f, self.pool, self.specs[k])) for k, f in feats.items()}
 
-    def training_step(self, batch, batch_idx: int):
-        (x, y), skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
-        if len(x) == 0:
-            return None
+    def train_step(self, payload):
+        x, y = payload
         losses = {k: F.cross_entropy(z, y) for k, z in self.logits(x).items()}
         for k, v in losses.items():
             self.log(f"train/{k}/loss", v, prog_bar=len(losses) == 1)
@@ -85,23 +78,22 @@ class LinearProbeModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        (x, y), _ = batch
-        if len(x) == 0:
-            return
+    def val_step(self, payload) -> None:
+        x, y = payload
         for k, z in self.logits(x).items():
             self.top1[k].update(z, y)
             self.top5[k].update(z, y)
 
-    def on_validation_epoch_end(self) -> None:
+    def compute_scores(self) -> dict:
+        scores = {}
         for k in self.heads:
             t1, t5 = self.top1[k].compute() * 100, self.top5[k].compute() * 100
             self.log(f"val/{k}/top1", t1, sync_dist=True)
             self.log(f"val/{k}/top5", t5, sync_dist=True)
-            self.final[k] = {"top1": float(t1), "top5": float(t5)}
+            scores[k] = {"top1": float(t1), "top5": float(t5)}
             self.top1[k].reset()
             self.top5[k].reset()
-        self.final_step = self.global_step
+        return scores
 
     def configure_optimizers(self):
         # fused: one kernel for momentum, decay and update over the heads' ~57M parameters (ImageNet's

@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def record_key(record: dict) -> str:
 
 
 def read_records(path: str | Path) -> list[dict]:
+    """The store's lines as dicts (the file format; :meth:`Record.from_dict` types one)."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -45,10 +47,10 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def write_records(path: str | Path, new: Iterable[dict]) -> Path:
+def write_records(path: str | Path, new: Iterable[Record]) -> Path:
     """Add ``new`` records to the store, replacing any with the same key."""
     path = Path(path)
-    new = [dict(r) for r in new]
+    new = [r.to_dict() for r in new]
     keys = {record_key(r) for r in new}
     kept = [r for r in read_records(path) if record_key(r) not in keys]
     _rewrite(path, kept + new)
@@ -75,25 +77,45 @@ def drop_records(path: str | Path, predicate) -> int:
     return len(records) - len(kept)
 
 
+@dataclass(frozen=True)
+class Record:
+    """One measurement. ``details`` holds what describes it without identifying it (per-class
+    scores, the pretext's choices, skipped images, baselines); on disk its keys sit beside the
+    others, so a store line is one flat JSON object."""
+
+    method: str  # the name in results (a suite's method name, or the checkpoint's method)
+    pretext_method: str  # the method inside the checkpoint (or the init's name)
+    checkpoint: str
+    checkpoint_digest: str
+    evaluation: str
+    layer: str
+    options: dict
+    dataset: str
+    metric: str
+    value: float
+    suite_job: str | None = None  # the suite job that made it
+    details: dict = field(default_factory=dict)
+    date: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "details"}
+        return {**self.details, **d, "options": dict(sorted(self.options.items())), "value": float(self.value)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Record:
+        names = {f.name for f in fields(cls)} - {"details"}
+        record_key(d)  # the identifying fields are all there, or a clear error
+        return cls(**{k: v for k, v in d.items() if k in names}, details={k: v for k, v in d.items() if k not in names})
+
+    def relabel(self, method: str, suite_job: str | None) -> Record:
+        return replace(self, method=method, suite_job=suite_job)
+
+
 def make_record(info, evaluation: str, layer: str, options: dict, dataset: str, metric: str, value: float,
-                cfg=None) -> dict:  # fmt: skip
-    """A record for an encoder (:class:`downstream.encoder.EncoderInfo`). ``cfg``: the evaluation's
-    config, whose ``label`` (the method's name in results; default the checkpoint's) and ``tag``
-    (the suite job that asked for it) are kept."""
-    label = cfg.get("label") if cfg is not None else None
-    tag = cfg.get("tag") if cfg is not None else None
-    return {
-        "method": label or info.method,
-        "pretext_method": info.method,
-        "suite_job": tag,
-        "checkpoint": info.source,
-        "checkpoint_digest": info.digest,
-        "evaluation": evaluation,
-        "layer": layer,
-        "options": dict(sorted(options.items())),
-        "dataset": dataset,
-        "metric": metric,
-        "value": float(value),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
-    }
+                label: str | None = None, **details) -> Record:  # fmt: skip
+    """A record for an encoder (:class:`downstream.encoder.EncoderInfo`); ``label``: the method's name
+    in results (default: the checkpoint's)."""
+    return Record(method=label or info.method, pretext_method=info.method, checkpoint=info.source,
+                  checkpoint_digest=info.digest, evaluation=evaluation, layer=layer, options=options,
+                  dataset=dataset, metric=metric, value=float(value), details=details)  # fmt: skip

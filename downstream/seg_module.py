@@ -11,8 +11,7 @@ from downstream.fcn import FCN
 from downstream.finetune import FinetuneModule
 from downstream.seg_metrics import IGNORE, confusion_matrix, scores
 from downstream.voc import RandomScaleCrop
-from pretext.color import rgb_to_lab
-from pretext.predict import net_input
+from pretext.predict import encoder_input
 
 HEAD = ("fc6", "fc7")
 
@@ -48,31 +47,26 @@ class Segmenter(FinetuneModule):
         """Scores (N, classes, H, W) at the size of ``rgb`` (uint8 (N, 3, H, W), any size)."""
         h, w = rgb.shape[-2:]
         padded = pad_multiple(rgb)
-        return self.fcn(net_input(rgb_to_lab(padded), self.fcn.net.in_channels, padded))[..., :h, :w]
+        return self.fcn(encoder_input(padded, self.fcn.net.in_channels))[..., :h, :w]
 
-    def training_step(self, batch, batch_idx: int):
-        (rgb, mask), skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
-        if len(rgb) == 0:
-            return None
+    def train_step(self, payload):
+        rgb, mask = payload
         loss = F.cross_entropy(self(rgb), mask.long(), ignore_index=IGNORE)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(rgb))
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        (rgb, mask), _ = batch
+    def val_step(self, payload) -> None:
+        rgb, mask = payload
         for i in range(len(rgb)):  # each image at its own size (the loader gives lists of one)
             pred = self(rgb[i][None]).argmax(1)[0]
             self.conf += confusion_matrix(pred, mask[i], self.num_classes)
 
-    def on_validation_epoch_end(self) -> None:
+    def compute_scores(self) -> dict:
         conf = self.trainer.strategy.reduce(self.conf, reduce_op="sum") if self.trainer.world_size > 1 else self.conf
         s = scores(conf.cpu().numpy())
         self.conf.zero_()
-        self.final = {"mIoU": s["mIoU"], "pixel_acc": s["pixel_acc"], "iou": s["iou"].tolist(),
-                      "pixels": int(conf.sum())}  # fmt: skip
-        self.final_step = self.global_step
         self.log_dict({"val/mIoU": s["mIoU"], "val/pixel_acc": s["pixel_acc"]})
+        return {"mIoU": s["mIoU"], "pixel_acc": s["pixel_acc"], "iou": s["iou"].tolist(), "pixels": int(conf.sum())}
 
     def configure_optimizers(self):
         head, body = [], []

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -22,8 +21,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from downstream.encoder import FrozenEncoder, encoder_from_config
+from downstream.evaluation import Outcome
+from downstream.results import make_record, write_records
 
 log = logging.getLogger("downstream.svm_probe")
 
@@ -132,10 +132,8 @@ def cached_features(cfg, encoder, info, split: str, paths, layers) -> dict:
 
 
 # ------------------------------------------------------------------------------- main
-def svm_probe(cfg: DictConfig) -> dict:
-    from downstream.encoder import FrozenEncoder, encoder_from_config
-    from downstream.results import make_record, write_records
-
+def svm_probe(cfg: DictConfig) -> Outcome:
+    """One SVM per class on each layer's cached features; records go to ``cfg.results`` (null: none)."""
     os.environ.setdefault("WANDB_MODE", "offline")
     net, info, layers = encoder_from_config(cfg)
     encoder = FrozenEncoder(net, layers)
@@ -165,19 +163,21 @@ def svm_probe(cfg: DictConfig) -> dict:
             scores = np.stack([d for _, d in decisions], 1)
             m["top1"] = float((scores.argmax(1) == yte.argmax(1)).mean() * 100)
         results[layer] = m | {"per_class": per_class}
-        for metric in ("mAP", "top1"):
-            if metric in m:
-                records.append(make_record(info, "svm_probe", layer, options, cfg.data.name, metric, m[metric], cfg=cfg)
-                               | {"classes_scored": len(per_class), "per_class": per_class,
-                                  "skipped_images": skipped})  # fmt: skip
+        records += [
+            make_record(info, "svm_probe", layer, options, cfg.data.name, metric, m[metric], label=cfg.label,
+                        classes_scored=len(per_class), per_class=per_class, skipped_images=skipped)  # fmt: skip
+            for metric in ("mAP", "top1")
+            if metric in m
+        ]
         log.info("%s %s: mAP %.2f over %d classes", info.method, layer, m["mAP"], len(per_class))
-    write_records(cfg.results, records)
-    return {"results": results, "records": records, "skipped_images": skipped}
+    if cfg.results:
+        write_records(cfg.results, records)
+    return Outcome(records, Path(cfg.cache_dir), 0, scores=results)
 
 
 @hydra.main(config_path="../conf", config_name="svm_probe", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    for layer, m in svm_probe(cfg)["results"].items():
+    for layer, m in svm_probe(cfg).scores.items():
         extra = f"  top-1 {m['top1']:.2f}" if "top1" in m else ""
         print(f"{layer:6s} mAP {m['mAP']:6.2f} ({m['classes']} classes){extra}")
 

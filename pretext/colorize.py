@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -21,12 +20,9 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pretext.checkpoint import Colorizer, load_colorizer  # noqa: E402
-from pretext.images import IMAGE_EXTENSIONS, list_images, read_rgb  # noqa: E402
-from pretext.predict import colorize  # noqa: E402
+from pretext.checkpoint_files import Colorizer, load_colorizer
+from pretext.images import IMAGE_EXTENSIONS, list_images, read_rgb
+from pretext.predict import colorize
 
 log = logging.getLogger("pretext.colorize")
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

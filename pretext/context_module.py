@@ -2,18 +2,20 @@
 
 The encoder (``net``: AlexNetCC up to pool5) sees the crop with a hole filled with the mean pixel;
 the decoder reconstructs the crop; the loss is 0.999 x masked L2 (4 px overlap band x10) + 0.001 x
-adversarial, or the masked L2 alone with ``l2_only`` (the released feature-learning model).
+adversarial (``loss=l2_adversarial``), or the masked L2 alone (``loss=l2``: the released feature-learning
+model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-import lightning as L
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch import Tensor
 
-from pretext.color import rgb_to_lab
 from pretext.context_encoder import (
     MASKS,
     ContextDecoder,
@@ -26,43 +28,63 @@ from pretext.context_encoder import (
     masked_l2,
 )
 from pretext.nets import AlexNetCC
-from pretext.predict import L_CENTER, net_input
+from pretext.predict import L_CENTER
+from pretext.pretext_module import PretextModule
 
 INPUTS = ("rgb", "l")
+LOSSES = ("l2_adversarial", "l2")
 
 
-class ContextEncoderModule(L.LightningModule):
+def input_channels(task_input: str) -> int:
+    if task_input not in INPUTS:
+        raise ValueError(f"task.input={task_input!r} is not an input; valid: {', '.join(INPUTS)}")
+    return 3 if task_input == "rgb" else 1
+
+
+class ContextEncoderModule(PretextModule):
+    """``input``: ``rgb`` (the paper) or ``l``; ``mask``: one of ``MASKS`` covering
+    ``mask_fraction`` of the crop; ``loss``: ``l2_adversarial`` (the paper) or ``l2`` (no
+    discriminator). Generator and discriminator take the same ``optimizer`` at a constant rate."""
+
     def __init__(
         self,
+        name: str,
         net: AlexNetCC,
         optimizer: Callable,
         crop: int,
+        input: str = "rgb",
         mask: str = "central",
         mask_fraction: float = 0.25,
-        l2_only: bool = False,
+        loss: str = "l2_adversarial",
         mean_pixel: Sequence[float] = (0.485, 0.456, 0.406),
-        config: dict | None = None,
     ):
-        super().__init__()
+        super().__init__(name, net, optimizer)
+        if loss not in LOSSES:
+            raise ValueError(f"task.loss={loss!r} is not a Context Encoders loss; valid: {', '.join(LOSSES)}")
         if mask not in MASKS:
             raise ValueError(f"task.mask={mask!r} is not a mask kind; valid: {', '.join(MASKS)}")
+        if net.in_channels != input_channels(input):
+            raise ValueError(f"task.input={input} but the net takes {net.in_channels} channels")
         check_crop(crop, mask, mask_fraction)
         self.automatic_optimization = False
-        self.net, self.optimizer_factory, self.crop = net, optimizer, crop
-        self.mask_kind, self.mask_fraction, self.l2_only = mask, mask_fraction, l2_only
-        self.input = "rgb" if net.in_channels == 3 else "l"
+        self.crop, self.input = crop, input
+        self.mask_kind, self.mask_fraction, self.l2_only = mask, mask_fraction, loss == "l2"
         with torch.no_grad():
             grid = net(torch.zeros(1, net.in_channels, crop, crop)).shape[-1]
         self.decoder = ContextDecoder(net.in_channels, grid)
-        self.discriminator = None if l2_only else Discriminator(net.in_channels)
+        self.discriminator = None if self.l2_only else Discriminator(net.in_channels)
         self.register_buffer("mean_pixel", torch.tensor(mean_pixel).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
-        self.config = config or {}
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig, run_dir: Path, datamodule) -> dict:
+        """The encoder up to pool5, on RGB or L as ``task.input`` says."""
+        return {"net": instantiate(cfg.model.net, out_channels=1, in_channels=input_channels(cfg.task.input),
+                                   last="pool5")}  # fmt: skip
 
     # -------------------------------------------------------------------------------- pieces
     def to_space(self, rgb: Tensor) -> Tensor:
         """uint8 / float 0..255 RGB -> the encoder's input space: RGB in [-1, 1], or L - 50."""
-        return net_input(rgb_to_lab(rgb), self.net.in_channels, rgb)
+        return self.encoder_input(rgb)
 
     def target_of(self, x: Tensor) -> Tensor:
         return x if self.input == "rgb" else x / L_CENTER  # both in [-1, 1], as the tanh output
@@ -85,11 +107,7 @@ class ContextEncoderModule(L.LightningModule):
         return {"l2": l2, "g": generator_loss(l2, fake), "composite": composite, "target": target}
 
     # -------------------------------------------------------------------------------- steps
-    def training_step(self, batch, batch_idx: int) -> None:
-        rgb, skipped = batch
-        self.skipped += skipped.to(self.skipped.device)
-        if len(rgb) == 0:
-            return
+    def train_step(self, rgb: Tensor) -> None:
         opts = self.optimizers()
         opt_g, opt_d = opts if isinstance(opts, list) else (opts, None)
         out = self.losses(rgb, self.masks(len(rgb), train=True))
@@ -106,11 +124,9 @@ class ContextEncoderModule(L.LightningModule):
             opt_d.optimizer.step()
             self.log("train/d_loss", d, batch_size=len(rgb))
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        rgb, _ = batch
-        if len(rgb):
-            l2 = self.losses(rgb, self.masks(len(rgb), train=False))["l2"]
-            self.log("val/l2", l2, sync_dist=True, batch_size=len(rgb))
+    def val_step(self, rgb: Tensor, batch_idx: int) -> None:
+        l2 = self.losses(rgb, self.masks(len(rgb), train=False))["l2"]
+        self.log("val/l2", l2, sync_dist=True, batch_size=len(rgb))
 
     def configure_optimizers(self):
         opt_g = self.optimizer_factory(list(self.net.parameters()) + list(self.decoder.parameters()))
@@ -118,11 +134,5 @@ class ContextEncoderModule(L.LightningModule):
             return opt_g
         return [opt_g, self.optimizer_factory(self.discriminator.parameters())]
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["suite"] = {  # read by downstream/encoder.py
-            "method": "context_encoder",
-            "input": self.input,
-            "mask": self.mask_kind,
-            "l2_only": self.l2_only,
-            "config": self.config,
-        }
+    def checkpoint_meta(self) -> dict:
+        return {"mask": self.mask_kind, "loss": "l2" if self.l2_only else "l2_adversarial", "l2_only": self.l2_only}

@@ -24,15 +24,12 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pretext.checkpoint import Colorizer, load_colorizer  # noqa: E402
-from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab  # noqa: E402
-from pretext.images import list_images, read_rgb  # noqa: E402
-from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights  # noqa: E402
-from pretext.predict import net_output, predict_ab  # noqa: E402
-from pretext.stats import dataset_grid_histogram  # noqa: E402
+from pretext.checkpoint_files import Colorizer, load_colorizer
+from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab
+from pretext.images import list_images, read_rgb
+from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights
+from pretext.predict import net_output, predict_ab
+from pretext.stats import dataset_grid_histogram
 
 log = logging.getLogger("pretext.evaluate")
 
@@ -154,7 +151,11 @@ def evaluate(cfg: DictConfig) -> dict:
     table = []
     for name, metric in rows.items():
         m = metric.compute()
-        row = {"method": name, "auc": float(m["auc"]), "auc_rebal": float(m["auc_rebal"])}
+        kind, _, t = name.partition(" T=")
+        row = {"method": name, "kind": ROW_KINDS.get(kind, "checkpoint"), "auc": float(m["auc"]),
+               "auc_rebal": float(m["auc_rebal"])}  # fmt: skip
+        if t:
+            row["temperature"] = float(t)
         if classifier is not None and name in scored_by_classifier:
             row["classifier_top1"] = 100.0 * hits[scored_by_classifier[name]] / n
         table.append(row)
@@ -171,6 +172,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "prior": prior_source,
         "gamut_bins": gamut.Q,
         "rows": table,
+        "checkpoint_row": next((r for r in table if r.get("temperature") == T), None),  # the model at its T
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +183,9 @@ def evaluate(cfg: DictConfig) -> dict:
         plot_sweep([r for r in table if r["method"].startswith("checkpoint")], out_dir / "auc_vs_T.png")
     print_table(table, result)
     return result
+
+
+ROW_KINDS = {"Ground truth": "ground_truth", "Gray": "gray", "Random": "random", "checkpoint": "checkpoint"}
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -12,20 +12,17 @@ The file keeps the method's name; downstream/encoder.py loads it like any checkp
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 log = logging.getLogger("pretext.export")
 
 
 def export(cfg: DictConfig) -> Path:
-    from downstream.encoder import calibration_batch, load_encoder, save_encoder
+    from pretext.checkpoint_files import save_encoder
+    from pretext.encoders import calibration_batch, load_encoder
     from pretext.inits import gradient_weight_ratios, rescale_for_transfer
 
     net, info = load_encoder(cfg.ckpt, cfg.init, cfg.init_channels, cfg.seed, cfg.init_data)

@@ -7,12 +7,13 @@ the training device. The gamut, prior and full config travel inside every checkp
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
@@ -29,38 +30,22 @@ from pretext.color import (
 )
 from pretext.losses import l2_ab, pixel_weights, plain_and_weighted, soft_cross_entropy
 from pretext.metrics import AuC
-from pretext.predict import net_input, predict_ab
+from pretext.predict import predict_ab
+from pretext.pretext_module import PretextModule
 
 log = logging.getLogger(__name__)
 LOSSES = ("full", "class", "l2")
 
 
-def step_factor(milestones: Sequence[float], factors: Sequence[float], total: int) -> Callable[[int], float]:
-    """The lr multiple at a step: ``factors[i]`` from step ``int(milestones[i] * total)`` on."""
-    steps = [int(f * total) for f in milestones]
-
-    def factor(step: int) -> float:
-        value = 1.0
-        for at, f in zip(steps, factors, strict=True):
-            if step >= at:
-                value = f
-        return value
-
-    return factor
-
-
-class ColorizationModule(L.LightningModule):
+class ColorizationModule(PretextModule):
     """``loss``: ``full`` (classification + rebalancing, lambda = 1/2), ``class`` (lambda = 1: no
     rebalancing), ``l2`` (regression on ab; fine-tune from a checkpoint with ``init_from``).
-
-    ``optimizer``: a partial taking the parameters (Hydra ``_partial_: true``). The learning rate
-    follows ``lr_milestones`` (fractions of the run's steps) and ``lr_factors`` (multiples of the
-    base rate), the paper's steps scaled to any run length. ``lr_reference_batch``: when set, the
-    rate is scaled by global batch / this.
-    """
+    ``k``, ``sigma``: the soft encoding; ``temperature``: the annealed mean of validation pictures
+    and AuC. The optimizer and lr schedule are :class:`PretextModule`'s."""
 
     def __init__(
         self,
+        name: str,
         net: nn.Module,
         gamut: Gamut,
         optimizer: Callable,
@@ -69,45 +54,40 @@ class ColorizationModule(L.LightningModule):
         k: int = 5,
         sigma: float = SIGMA,
         temperature: float = TEMPERATURE,
+        init_from: str | None = None,
         lr_milestones: tuple[float, ...] = (),
         lr_factors: tuple[float, ...] = (),
         lr_reference_batch: int | None = None,
         sample_every_n_epochs: int = 1,
         samples_dir: str | None = None,
-        config: dict | None = None,
     ):
-        super().__init__()
+        super().__init__(name, net, optimizer, lr_milestones, lr_factors, lr_reference_batch)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         if gamut.prior is None and loss == "full":
             raise ValueError("the full loss needs the gamut's prior: give color.stats=FILE from pretext/stats.py")
-        if len(lr_milestones) != len(lr_factors):
-            raise ValueError("lr_milestones and lr_factors must have the same length")
-        self.net, self.gamut, self.optimizer_factory = net, gamut, optimizer
+        if init_from:
+            init_weights_from(net, init_from)  # a resumed run then loads its own weights over these
+        self.gamut = gamut
         self.loss_name, self.lam, self.temperature = loss, (1.0 if loss == "class" else lam), temperature
-        self.lr_milestones, self.lr_factors, self.lr_reference_batch = (
-            list(lr_milestones),
-            list(lr_factors),
-            lr_reference_batch,
-        )
         self.sample_every_n_epochs, self.samples_dir = sample_every_n_epochs, samples_dir
-        self.config = config or {}
         self.encoder = SoftEncoder(gamut.centers, k=k, sigma=sigma)
         # The encoder's lookup tables are derived identically on every rank (and gloo cannot
         # broadcast their bool / int16 dtypes): DDP leaves them out of its start-up sync.
         self._ddp_params_and_buffers_to_ignore = [f"encoder.{name}" for name, _ in self.encoder.named_buffers()]
         prior = gamut.prior if gamut.prior is not None else torch.full((gamut.Q,), 1.0 / gamut.Q)
         self.register_buffer("bin_weights", rebalance_weights(prior, self.lam), persistent=False)
-        self.register_buffer("skipped", torch.zeros((), dtype=torch.long), persistent=False)
         self.val_auc = AuC(prior)
         self.val_auc_grey = AuC(prior)  # the Gray baseline (ab = 0) on the same pixels
         self._val_grid: Tensor | None = None
 
-    # ----------------------------------------------------------------------------------- steps
-    def _targets(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
-        lab = rgb_to_lab(rgb)
-        return lab, net_input(lab, self.net.in_channels, rgb)
+    @classmethod
+    def prepare(cls, cfg: DictConfig, run_dir: Path, datamodule) -> dict:
+        """The gamut (with its prior) and a net with one output per bin (2 for the L2 loss)."""
+        gamut = load_gamut(cfg, run_dir, datamodule)
+        return {"gamut": gamut, "net": instantiate(cfg.model.net, out_channels=2 if cfg.task.loss == "l2" else gamut.Q)}
 
+    # ----------------------------------------------------------------------------------- steps
     def _losses(self, out: Tensor, ab_t: Tensor) -> dict[str, Tensor]:
         nongrey = nongrey_mask(ab_t)
         if self.loss_name == "l2":
@@ -126,35 +106,24 @@ class ColorizationModule(L.LightningModule):
             "nearest": nearest,
         }
 
-    def _forward_batch(self, batch) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]] | None:
-        rgb, _ = batch
-        if rgb.shape[0] == 0:
-            return None
-        lab, x = self._targets(rgb)
-        out = self.net(x)
+    def _forward(self, rgb: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        lab = rgb_to_lab(rgb)
+        out = self.net(self.encoder_input(rgb, lab))
         # targets point-sampled at the output resolution (no averaging)
         ab_t = F.interpolate(lab[:, 1:], size=out.shape[-2:], mode="nearest")
         return lab, out, ab_t, self._losses(out, ab_t)
 
-    def training_step(self, batch, batch_idx: int):
-        self.skipped += batch[1].to(self.skipped.device)  # unreadable training files (this rank)
-        res = self._forward_batch(batch)
-        self.log("train/skipped_images", self.skipped.float(), reduce_fx="max", sync_dist=False)
-        if res is None:
-            return None
-        _, _, _, losses = res
-        n = batch[0].shape[0]
+    def train_step(self, rgb: Tensor):
+        _, _, _, losses = self._forward(rgb)
+        n = len(rgb)
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=n)
         self.log("train/loss_weighted", losses["loss_weighted"], batch_size=n)
         self.log("train/grey_fraction", losses["grey_fraction"], batch_size=n)
         return losses["loss_weighted"]
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        res = self._forward_batch(batch)
-        if res is None:
-            return
-        lab, out, ab_t, losses = res
-        n = batch[0].shape[0]
+    def val_step(self, rgb: Tensor, batch_idx: int) -> None:
+        lab, out, ab_t, losses = self._forward(rgb)
+        n = len(rgb)
         self.log("val/loss", losses["loss"], batch_size=n, sync_dist=True)
         self.log("val/loss_weighted", losses["loss_weighted"], batch_size=n, sync_dist=True)
         pred = predict_ab(out, self.encoder.centers, self.temperature)
@@ -194,33 +163,80 @@ class ColorizationModule(L.LightningModule):
             if hasattr(logger, "log_image"):
                 logger.log_image("val/colorizations", [grid], step=self.global_step)
 
-    # ------------------------------------------------------------------------------ optimizers
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.net.parameters())
-        if self.lr_reference_batch:
-            global_batch = self.trainer.world_size * self.trainer.datamodule.batch_size
-            for group in opt.param_groups:
-                group["lr"] *= global_batch / self.lr_reference_batch
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, step_factor(self.lr_milestones, self.lr_factors, total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def write_samples(self, datamodule, path: Path) -> Path:
+        """Held-out photos (and a legacy grey one) as rows of grey input | colorized | original."""
+        from torchvision.transforms.v2.functional import center_crop, resize
+
+        from pretext.data import SAMPLE_GREY, sample_photo
+        from pretext.images import read_rgb
+        from pretext.predict import colorize, grey_rgb
+
+        photos = list(datamodule.val_items[:4]) + [sample_photo(n) for n in SAMPLE_GREY]
+        size = 256
+        imgs = [center_crop(resize(read_rgb(p) if isinstance(p, Path) else p, size, antialias=True), size)
+                for p in photos]  # fmt: skip
+        rgb = torch.stack(imgs).to(self.device)
+        self.eval()
+        out = colorize(self.net, rgb, self.encoder.centers, self.temperature).float() / 255
+        rows = torch.stack([grey_rgb(rgb), out, rgb.float() / 255], 1).flatten(0, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(make_grid(rows.cpu(), nrow=3, padding=4, pad_value=1.0), path)
+        return path
 
     # ------------------------------------------------------------------------------ checkpoints
+    def checkpoint_meta(self) -> dict:
+        return {"loss": self.loss_name, "k": self.encoder.k}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["suite"] = {"method": "colorization"}  # read by downstream/encoder.py
-        checkpoint["colorization"] = {
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["colorization"] = {  # read by pretext/checkpoint_files.py's load_colorizer
             "centers": self.gamut.centers.cpu(),
             "prior": None if self.gamut.prior is None else self.gamut.prior.cpu(),
             "gamut_source": self.gamut.source,
             "loss": self.loss_name,
             "temperature": self.temperature,
-            "skipped_images": int(self.skipped),
             "config": self.config,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("colorization")
-        if saved is not None:
-            if not torch.equal(saved["centers"], self.gamut.centers):
-                raise ValueError("the checkpoint was trained on another gamut than this run's: use its color.stats")
-            self.skipped.fill_(int(saved.get("skipped_images", 0)))
+        if saved is not None and not torch.equal(saved["centers"], self.gamut.centers):
+            raise ValueError("the checkpoint was trained on another gamut than this run's: use its color.stats")
+
+
+def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
+    """The gamut and prior: from ``color.stats``, else measured on the training data here."""
+    from pretext.stats import choose_gamut, dataset_grid_histogram
+
+    if cfg.color.stats:
+        gamut = Gamut.from_file(cfg.color.stats)
+        if gamut.prior is None and cfg.task.loss == "full":
+            raise ValueError(f"{cfg.color.stats} has no prior: make one with pretext/stats.py")
+        return gamut
+    stats_file = run_dir / "color_stats.npz"
+    if stats_file.is_file():  # a resumed run keeps the prior it started with
+        return Gamut.from_file(stats_file)
+    datamodule.setup("fit")
+    items = datamodule.images[: cfg.color.prior_images]
+    counts, skipped = dataset_grid_histogram(items, num_workers=min(2, datamodule.num_workers))
+    gamut, outside = choose_gamut(str(cfg.color.gamut), counts, cfg.color.sigma)
+    gamut.save(stats_file, grid_counts=counts.numpy())
+    log.info(
+        "prior measured on %d training images (%d unreadable, %d pixels outside the gamut) -> %s; "
+        "for the whole set run pretext/stats.py and pass color.stats=FILE",
+        len(items) - len(skipped), len(skipped), outside, stats_file,
+    )  # fmt: skip
+    return gamut
+
+
+def init_weights_from(net: nn.Module, ckpt: str) -> None:
+    """Start from a checkpoint's weights (all layers whose shapes match: an L2 fine-tune keeps
+    everything but the classifier)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    own = net.state_dict()
+    taken = {
+        k[len("net.") :]: v for k, v in state.items() if k.startswith("net.") and own.get(k[4:], v).shape == v.shape
+    }
+    missing = sorted(set(own) - set(taken))
+    net.load_state_dict(taken, strict=False)
+    log.info("initialised from %s; %d tensors kept at their init: %s", ckpt, len(missing), ", ".join(missing[:6]))

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 ALEXNET_LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
+# The layers the representation-learning protocols read (SPEC.md: linear probes on conv1..conv5, and
+# pool5): every list of layers in the suite is this one or a part of it.
+PROBE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5")
 
 
 def conv_bn_relu(
@@ -65,6 +68,17 @@ class AlexNetCC(nn.Module):
         }
         keep = ALEXNET_LAYERS[: ALEXNET_LAYERS.index(last) + 1]
         self.blocks = nn.Sequential(OrderedDict((name, make[name]()) for name in keep))
+
+    def channels(self, layer: str) -> int:
+        """Channels of a layer's output, read from the weights (a pool keeps the conv's before it)."""
+        names = list(self.blocks._modules)
+        if layer not in names:
+            raise ValueError(f"AlexNetCC has no layer {layer!r}; valid: {', '.join(names)}")
+        for name in reversed(names[: names.index(layer) + 1]):
+            convs = [m for m in self.blocks[names.index(name)].modules() if isinstance(m, nn.Conv2d)]
+            if convs:
+                return convs[0].out_channels
+        raise AssertionError("conv1 has a convolution")
 
     def forward(self, x: Tensor, layers: Sequence[str] | None = None) -> Tensor | dict[str, Tensor]:
         if layers is None:

@@ -22,6 +22,12 @@ def net_input(lab: Tensor, in_channels: int = 1, rgb: Tensor | None = None) -> T
     return rgb * 2 - 1
 
 
+def encoder_input(rgb: Tensor, in_channels: int = 1, lab: Tensor | None = None) -> Tensor:
+    """uint8 RGB (N, 3, H, W) -> what an encoder with ``in_channels`` sees (``lab``: its Lab, when
+    already computed)."""
+    return net_input(rgb_to_lab(rgb) if lab is None else lab, in_channels, rgb)
+
+
 def predict_ab(output: Tensor, centers: Tensor | None, temperature: float = TEMPERATURE) -> Tensor:
     """ab at output resolution: the annealed mean of a distribution over the bins, or the output
     itself for a regression (2-channel) net."""
@@ -36,7 +42,7 @@ def net_output(net: nn.Module, rgb: Tensor, net_size: int | None = None) -> Tens
     (antialiased bilinear resize; None: as they are)."""
     if net_size is not None:  # uint8 in, uint8 out: no float copy of a large image
         rgb = resize(rgb, [net_size, net_size], antialias=True)
-    return net(net_input(rgb_to_lab(rgb), getattr(net, "in_channels", 1), rgb))
+    return net(encoder_input(rgb, getattr(net, "in_channels", 1)))
 
 
 def upsample_rows(ab: Tensor, size: tuple[int, int], rows: slice) -> Tensor:

@@ -9,7 +9,6 @@ with the dataset. Unreadable files are skipped and counted.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -18,11 +17,8 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pretext.color import Gamut, ab_grid_histogram, rgb_to_lab  # noqa: E402
-from pretext.images import list_images, read_rgb  # noqa: E402
+from pretext.color import Gamut, ab_grid_histogram, rgb_to_lab
+from pretext.images import list_images, read_rgb
 
 log = logging.getLogger(__name__)
 

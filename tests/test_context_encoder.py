@@ -51,7 +51,8 @@ def test_overlap_band_weights():
 
 def tiny_module(l2_only: bool, mask: str = "central", crop: int = 64) -> ContextEncoderModule:
     opt = lambda p: torch.optim.Adam(p, lr=1e-3)  # noqa: E731
-    return ContextEncoderModule(AlexNetCC(in_channels=3, last="pool5"), opt, crop, mask=mask, l2_only=l2_only)
+    return ContextEncoderModule("context_encoder", AlexNetCC(in_channels=3, last="pool5"), opt, crop, mask=mask,
+                                loss="l2" if l2_only else "l2_adversarial")
 
 
 def test_without_the_adversarial_term_the_loss_is_the_masked_l2_alone():
@@ -77,11 +78,11 @@ def test_bad_context_encoder_settings_are_named():
 
 
 def test_a_short_context_encoder_run_gives_a_checkpoint_the_downstream_loader_reads(tmp_path):
-    from downstream.encoder import load_encoder
     from pretext import train as train_mod
+    from pretext.encoders import load_encoder
     from tests.test_train import cfg_for
 
-    cfg = cfg_for(tmp_path / "run", "task=context_encoder", "task.l2_only=false")
+    cfg = cfg_for(tmp_path / "run", "task=context_encoder", "task.loss=l2_adversarial")
     result = train_mod.train(cfg)
     assert result["global_step"] == cfg.trainer.max_steps  # one step per batch, discriminator or not
     net, info = load_encoder(result["last_checkpoint"])

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from pretext import train as train_mod
-from pretext.checkpoint import load_colorizer
+from pretext.checkpoint_files import load_colorizer
 from pretext.color import Gamut, rgb_to_lab
 from pretext.colorize import run as colorize_run
 from pretext.evaluate import evaluate

@@ -4,7 +4,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from downstream.encoder import init_encoder, load_encoder, save_encoder
+from pretext.checkpoint_files import save_encoder
+from pretext.encoders import init_encoder, load_encoder
 from pretext.inits import (
     bn_outputs,
     gradient_weight_ratios,

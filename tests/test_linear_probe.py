@@ -10,15 +10,11 @@ import yaml
 from hydra import compose, initialize_config_dir
 from torchvision.io import write_png
 
-from downstream.encoder import (
-    FrozenEncoder,
-    check_layers,
-    load_encoder,
-    parse_layers,
-    save_encoder,
-)
+from downstream.encoder import FrozenEncoder, check_layers, parse_layers
 from downstream.reduce import avg_reduce, reduce_map, reduced_dims
+from pretext.checkpoint_files import save_encoder
 from pretext.data import LabelledFolderData, class_folders
+from pretext.encoders import load_encoder
 from pretext.nets import AlexNetCC
 from tests.conftest import ROOT
 
@@ -174,7 +170,7 @@ def test_probe_separates_separable_classes_and_leaves_the_encoder_untouched(tmp_
 
     monkeypatch.setattr(probe_module.LinearProbeModule, "__init__", spy)
     result = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d"))
-    assert result["complete"] and result["results"]["conv1"]["top1"] >= 90.0
+    assert result.complete and result.scores["conv1"]["top1"] >= 90.0
     after = seen["encoder"].state_dict()
     assert seen["before"].keys() == after.keys() and any("running_var" in k for k in after)
     assert all(torch.equal(seen["before"][k], after[k]) for k in after)  # weights and BN statistics
@@ -191,7 +187,7 @@ def test_probe_on_shuffled_labels_stays_at_chance(tmp_path):
         names = [list(LEVELS)[i] for i in torch.randint(0, 4, (4 * n,), generator=g).tolist()]
         write_folder(tmp_path / "d" / split, LEVELS, n, seed=len(split), labels=names)
     result = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d"))
-    assert result["results"]["conv1"]["top1"] <= 50.0  # chance is 25%
+    assert result.scores["conv1"]["top1"] <= 50.0  # chance is 25%
 
 
 def test_probe_refuses_a_layer_the_checkpoint_lacks(tmp_path):
@@ -211,8 +207,8 @@ def test_a_stopped_probe_resumes_from_its_last_checkpoint(tmp_path):
     write_folder(tmp_path / "d" / "train", LEVELS, 4, seed=1)
     write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
     first = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=4", "schedule.ckpt_every=2"))
-    assert first["complete"]
+    assert first.complete
     with pytest.raises(FileExistsError, match="pass resume=true"):
         linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=6"))
     again = linear_probe.probe(probe_cfg(tmp_path, tmp_path / "d", "schedule.max_steps=6", "resume=true"))
-    assert again["complete"] and again["records"][0]["options"]["steps"] == 6
+    assert again.complete and again.records[0].options["steps"] == 6

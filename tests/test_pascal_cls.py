@@ -7,8 +7,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from downstream.encoder import save_encoder
 from downstream.voc import VOC_CLASSES, classification_set, parse_annotation, read_split
+from pretext.checkpoint_files import save_encoder
 from pretext.nets import AlexNetCC
 from tests.conftest import ROOT, shared_path
 from tests.voc_fixture import write_devkit
@@ -93,7 +93,7 @@ def test_frozen_layers_keep_bit_identical_weights(tmp_path, monkeypatch):
         if layer in ("conv1", "conv2", "conv3", "conv4", "conv5") or "running" in k:
             assert torch.equal(after[k], before[k]), k  # frozen, and BatchNorm statistics untouched
     assert not torch.equal(after["blocks.fc6.0.weight"], before["blocks.fc6.0.weight"])  # fc6-8 trained
-    assert result["complete"] and result["results"]["classes_scored"] == 2  # cat and dog have test positives
+    assert result.complete and result.scores["classes_scored"] == 2  # cat and dog have test positives
     records = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert {r["metric"] for r in records} == {"mAP11", "mAP_area"} and records[0]["layer"] == "freeze:conv5"
     assert np.isfinite(records[0]["value"])
@@ -120,5 +120,5 @@ def test_a_short_run_on_voc_mini_writes_an_map_record(tmp_path):
     devkit = shared_path("data", "voc_mini", "VOCdevkit")
     ckpt = small_encoder(tmp_path / "enc.pt")
     result = pascal_cls.classify(cls_cfg(tmp_path, devkit, ckpt, "freeze=none", "data.crop=99"))
-    assert result["complete"] and 0 < result["results"]["mAP11"] <= 100
-    assert result["records"][0]["dataset"] == "voc07"
+    assert result.complete and 0 < result.scores["mAP11"] <= 100
+    assert result.records[0].dataset == "voc07"

@@ -88,7 +88,7 @@ def test_inference_returns_boxes_in_the_images_own_coordinates():
 
 def test_a_short_run_on_voc_mini_writes_an_map_record(tmp_path):
     from downstream import pascal_det
-    from downstream.encoder import save_encoder
+    from pretext.checkpoint_files import save_encoder
 
     devkit = shared_path("data", "voc_mini", "VOCdevkit")
     torch.manual_seed(0)
@@ -101,6 +101,6 @@ def test_a_short_run_on_voc_mini_writes_an_map_record(tmp_path):
             f"results={tmp_path / 'r.jsonl'}",
         ])  # fmt: skip
     result = pascal_det.detect(cfg)
-    assert result["complete"] and result["results"]["classes_scored"] == 6  # the test split's six classes
-    assert {r["metric"] for r in result["records"]} == {"mAP11", "mAP_area"}
-    assert result["records"][0]["options"]["roi"] == "align"
+    assert result.complete and result.scores["classes_scored"] == 6  # the test split's six classes
+    assert {r.metric for r in result.records} == {"mAP11", "mAP_area"}
+    assert result.records[0].options["roi"] == "align"

@@ -83,7 +83,7 @@ def test_a_few_steps_on_voc_mini_reduce_the_loss():
 
 def test_a_short_run_on_voc_mini_writes_an_miou_record_and_pictures(tmp_path):
     from downstream import pascal_seg
-    from downstream.encoder import save_encoder
+    from pretext.checkpoint_files import save_encoder
 
     devkit = shared_path("data", "voc_mini", "VOCdevkit")
     torch.manual_seed(0)
@@ -96,6 +96,6 @@ def test_a_short_run_on_voc_mini_writes_an_miou_record_and_pictures(tmp_path):
             f"run_dir={tmp_path / 'run'}", f"results={tmp_path / 'r.jsonl'}",
         ])  # fmt: skip
     result = pascal_seg.segment(cfg)
-    assert result["complete"] and 0 <= result["results"]["mIoU"] <= 100
-    assert {r["metric"] for r in result["records"]} == {"mIoU", "pixel_acc"}
-    assert result["records"][0]["options"]["variant"] == "fcn8s" and (tmp_path / "run" / "predictions.png").is_file()
+    assert result.complete and 0 <= result.scores["mIoU"] <= 100
+    assert {r.metric for r in result.records} == {"mIoU", "pixel_acc"}
+    assert result.records[0].options["variant"] == "fcn8s" and (tmp_path / "run" / "predictions.png").is_file()

@@ -1,7 +1,7 @@
 """The report renders every table and the plot from a constructed store."""
 
-from downstream.encoder import EncoderInfo
 from downstream.results import make_record, write_records
+from pretext.encoders import EncoderInfo
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
@@ -22,8 +22,8 @@ def test_report_renders_every_table_and_plot_from_a_store(tmp_path):
         records.append(make_record(info, "pascal_seg", "fcn32s", {}, "voc12_seg", "mIoU", 20 + k))
     color = EncoderInfo("colorization", "/c.ckpt", "d0", 1, LAYERS)
     for metric, v in (("auc", 90.1), ("auc_rebal", 60.2)):
-        records.append(make_record(color, "colorization_auc", "-", {"images": 5}, "imagenette", metric, v)
-                       | {"baselines": {"Gray": {"auc": 89.0, "auc_rebal": 58.0}}})  # fmt: skip
+        records.append(make_record(color, "colorization_auc", "-", {"images": 5}, "imagenette", metric, v,
+                                   baselines={"Gray": {"auc": 89.0, "auc_rebal": 58.0}}))  # fmt: skip
     write_records(store, records)
     md = render(store, tmp_path / "out").read_text()
     for heading in ("## Linear probes", "## Colorization against Context Encoders", "## PASCAL VOC",

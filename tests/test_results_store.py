@@ -1,14 +1,16 @@
 """The results store: replace-not-duplicate, and a half-written last line."""
 
+from dataclasses import replace
+
 import pytest
 
-from downstream.encoder import EncoderInfo
-from downstream.results import make_record, read_records, write_records
+from downstream.results import Record, make_record, read_records, write_records
+from pretext.encoders import EncoderInfo
 
 INFO = EncoderInfo("colorization", "/x.ckpt", "abc", 1, ("conv1",))
 
 
-def rec(layer: str, value: float) -> dict:
+def rec(layer: str, value: float) -> Record:
     return make_record(INFO, "linear_probe", layer, {"pool": "avg"}, "imagenette", "top1", value)
 
 
@@ -18,7 +20,7 @@ def test_rewriting_a_record_replaces_it(tmp_path):
     write_records(store, [rec("conv1", 11)])
     got = {r["layer"]: r["value"] for r in read_records(store)}
     assert got == {"conv1": 11.0, "conv2": 20.0} and len(read_records(store)) == 2
-    other_pool = rec("conv1", 5) | {"options": {"pool": "resize"}}
+    other_pool = replace(rec("conv1", 5), options={"pool": "resize"})
     write_records(store, [other_pool])
     assert len(read_records(store)) == 3
 
@@ -35,4 +37,4 @@ def test_a_half_written_last_line_is_dropped(tmp_path):
 
 def test_a_record_without_its_key_is_refused(tmp_path):
     with pytest.raises(ValueError, match="missing layer"):
-        write_records(tmp_path / "r.jsonl", [{k: v for k, v in rec("conv1", 1).items() if k != "layer"}])
+        Record.from_dict({k: v for k, v in rec("conv1", 1).to_dict().items() if k != "layer"})

@@ -39,10 +39,10 @@ def test_svm_probe_caches_features_and_writes_records(tmp_path, monkeypatch):
     monkeypatch.setattr(svm, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = svm.svm_probe(cfg)
     assert len(calls) == 2  # train and val
-    assert first["results"]["conv1"]["mAP"] > 90 and first["results"]["conv1"]["top1"] > 90
+    assert first.scores["conv1"]["mAP"] > 90 and first.scores["conv1"]["top1"] > 90
     second = svm.svm_probe(cfg)
     assert len(calls) == 2  # read back from the cache
-    assert second["results"]["conv2"]["mAP"] == first["results"]["conv2"]["mAP"]
+    assert second.scores["conv2"]["mAP"] == first.scores["conv2"]["mAP"]
     recs = [r for r in svm_records(tmp_path / "r.jsonl")]
     assert {(r["layer"], r["metric"]) for r in recs} == {(l, m) for l in ("conv1", "conv2") for m in ("mAP", "top1")}
 

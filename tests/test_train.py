@@ -15,10 +15,12 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from PIL import Image
 
+from pretext import run as run_mod
 from pretext import train as train_mod
 from pretext.color import Gamut
 from pretext.data import SAMPLE_TRAIN, sample_photo
-from pretext.module import ColorizationModule
+from pretext.module import ColorizationModule, init_weights_from
+from pretext.run import StopOnSignal
 from tests.conftest import ROOT
 
 TINY = [
@@ -58,16 +60,16 @@ def losses_by_step(run_dir: Path, version: int) -> dict[int, float]:
 # ------------------------------------------------------------------------------ unit-level
 def test_gpus_maps_like_old_lightning():
     cfg = cfg_for(Path("unused"), "trainer.gpus=8").trainer
-    kw = train_mod.trainer_kwargs(cfg, cuda_available=True)
+    kw = run_mod.trainer_kwargs(cfg, cuda_available=True)
     assert (kw["accelerator"], kw["devices"], kw["strategy"]) == ("gpu", 8, "ddp")
     assert "gpus" not in kw and "ckpt_every_n_steps" not in kw
-    one = train_mod.trainer_kwargs(cfg_for(Path("u"), "trainer.gpus=1").trainer, cuda_available=True)
+    one = run_mod.trainer_kwargs(cfg_for(Path("u"), "trainer.gpus=1").trainer, cuda_available=True)
     assert (one["accelerator"], one["devices"], one["strategy"]) == ("gpu", 1, "auto")
     with pytest.warns(UserWarning, match="no GPU is available"):
-        cpu = train_mod.trainer_kwargs(cfg, cuda_available=False)
+        cpu = run_mod.trainer_kwargs(cfg, cuda_available=False)
     assert (cpu["accelerator"], cpu["devices"]) == ("cpu", 1)
     with pytest.raises(ValueError, match="number of GPUs"):
-        train_mod.trainer_kwargs(cfg_for(Path("u"), "trainer.gpus=-1").trainer, cuda_available=True)
+        run_mod.trainer_kwargs(cfg_for(Path("u"), "trainer.gpus=-1").trainer, cuda_available=True)
 
 
 def _module(loss: str) -> ColorizationModule:
@@ -76,7 +78,8 @@ def _module(loss: str) -> ColorizationModule:
     gamut = Gamut.from_srgb()
     gamut = Gamut(gamut.centers, torch.full((gamut.Q,), 1 / gamut.Q), "srgb")
     net = instantiate(cfg.model.net, out_channels=2 if loss == "l2" else gamut.Q)
-    return ColorizationModule(net=net, gamut=gamut, optimizer=instantiate(cfg.model.optimizer), loss=loss)
+    opt = instantiate(cfg.model.optimizer)
+    return ColorizationModule(name="colorization", net=net, gamut=gamut, optimizer=opt, loss=loss)
 
 
 def _fixed_batch(n=4, size=64) -> torch.Tensor:
@@ -86,11 +89,11 @@ def _fixed_batch(n=4, size=64) -> torch.Tensor:
 @pytest.mark.parametrize("loss", ["full", "class", "l2"])
 def test_a_few_steps_decrease_each_loss_on_a_fixed_batch(loss):
     module = _module(loss)
-    batch = (_fixed_batch(), torch.tensor(0))
+    batch = _fixed_batch()
     opt = torch.optim.Adam(module.net.parameters(), lr=1e-3)
     values = []
     for _ in range(12):
-        losses = module._forward_batch(batch)[-1]
+        losses = module._forward(batch)[-1]
         opt.zero_grad()
         losses["loss_weighted"].backward()
         opt.step()
@@ -103,9 +106,9 @@ def test_grey_images_get_zero_weight():
     rgb = _fixed_batch()
     grey = rgb.float().mean(1, keepdim=True).round().to(torch.uint8).expand(-1, 3, -1, -1)
     mixed = torch.cat([grey[:2], rgb[2:]])
-    losses = module._forward_batch((grey, torch.tensor(0)))[-1]
+    losses = module._forward(grey)[-1]
     assert losses["loss"] > 0 and losses["loss_weighted"] == 0 and losses["grey_fraction"] == 1
-    per_image = module._forward_batch((mixed, torch.tensor(0)))[-1]
+    per_image = module._forward(mixed)[-1]
     assert per_image["grey_fraction"] == 0.5 and per_image["loss_weighted"] > 0
 
 
@@ -140,7 +143,7 @@ def test_a_second_run_in_the_same_folder_needs_resume(tmp_path):
         train_mod.train(cfg_for(tmp_path / "other", "resume=true"))
 
 
-class _SigtermAtStep2(train_mod.PreemptionCheckpoint):
+class _SigtermAtStep2(StopOnSignal):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == 2 and self.received is None:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -148,9 +151,9 @@ class _SigtermAtStep2(train_mod.PreemptionCheckpoint):
 
 
 def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_mod, "PreemptionCheckpoint", _SigtermAtStep2)
-    result = train_mod.train(cfg_for(tmp_path, "model.max_steps=50", "trainer.ckpt_every_n_steps=100"))
-    assert result["global_step"] == 2
+    result = train_mod.train(cfg_for(tmp_path, "model.max_steps=50", "trainer.ckpt_every_n_steps=100",
+                                     "callbacks.stop_on_signal._target_=tests.test_train._SigtermAtStep2"))
+    assert result["global_step"] == 2 and result["stopped_by"] == "SIGTERM"
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     assert signal.getsignal(signal.SIGTERM) is not _SigtermAtStep2._handler
 
@@ -233,7 +236,7 @@ def test_l2_fine_tune_starts_from_a_full_models_weights_but_its_classifier(tmp_p
     cfg = cfg_for(tmp_path / "l2", "task.loss=l2")
     net = instantiate(cfg.model.net, out_channels=2)
     before_fc8 = net.blocks.fc8.weight.clone()
-    train_mod.init_weights_from(net, full["last_checkpoint"])
+    init_weights_from(net, full["last_checkpoint"])
     state = torch.load(full["last_checkpoint"], weights_only=True)["state_dict"]
     assert torch.equal(net.blocks.conv1[0].weight, state["net.blocks.conv1.0.weight"])
     assert torch.equal(net.blocks.fc7[0].weight, state["net.blocks.fc7.0.weight"])

@@ -1,0 +1,177 @@
+"""One place that turns a run's config into a Lightning Trainer, for the pretext and every evaluation.
+
+A run has one folder (``run_dir``): loggers (``cfg.logger``) and callbacks (``cfg.callbacks``)
+built with ``hydra.utils.instantiate``, checkpoints written atomically, a checkpoint and a clean
+stop on SIGTERM / SIGUSR1, ``trainer.gpus=N`` as in old Lightning, and ``resume=true`` to continue
+from ``checkpoints/last.ckpt``. :func:`fit` says how the run ended as a :class:`FitOutcome`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+NOT_TRAINER_ARGS = ("gpus", "ckpt_every_n_steps")  # the suite's own trainer keys
+
+
+# ----------------------------------------------------------------------------------- pieces
+def trainer_kwargs(cfg: DictConfig, cuda_available: bool | None = None) -> dict:
+    """Trainer arguments from ``cfg.trainer``, with old Lightning's ``gpus=N`` mapped to accelerator,
+    devices and strategy (DDP for N > 1). Without GPUs, ``gpus`` falls back to CPU with a warning."""
+    kw = OmegaConf.to_container(cfg, resolve=True)
+    gpus = kw.pop("gpus", None)
+    for key in NOT_TRAINER_ARGS:
+        kw.pop(key, None)
+    cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if gpus is None:
+        return kw
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise ValueError(
+            f"trainer.gpus={gpus!r} is not valid: give a number of GPUs (1, 2, ... per node) or 0 for CPU; "
+            "or set trainer.devices and trainer.accelerator directly"
+        )
+    if gpus == 0:
+        return {**kw, "accelerator": "cpu", "devices": 1}
+    if not cuda_available:
+        warnings.warn(f"trainer.gpus={gpus} but no GPU is available: training on the CPU", stacklevel=2)
+        return {**kw, "accelerator": "cpu", "devices": 1, "strategy": "auto"}
+    strategy = kw.get("strategy", "auto")
+    if gpus > 1 and strategy == "auto":
+        strategy = "ddp"
+    return {**kw, "accelerator": "gpu", "devices": gpus, "strategy": strategy}
+
+
+def last_checkpoint(run_dir: str | Path, resume: bool) -> Path:
+    """``run_dir/checkpoints/last.ckpt``, checked against ``resume``: a run never overwrites another."""
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
+    if not resume and last.is_file():
+        raise FileExistsError(f"{last} exists: pass resume=true to continue that run, or a new run_name")
+    return last
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file beside the target, then rename: a kill mid-write leaves the
+    previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=True):
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class StopOnSignal(L.Callback):
+    """On SIGTERM or SIGUSR1, finish the current step, save ``last_path`` and stop cleanly, so
+    ``resume=true`` continues from there. In DDP every rank agrees before stopping. ``stopped_by``
+    names the signal once the run stopped on one."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, last_path: str | Path):
+        self.last_path = Path(last_path)
+        self.received: int | None = None
+        self.stopped_by: str | None = None
+        self._previous: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread (e.g. a spawned helper): leave signals alone
+            log.debug("signal handlers not installed: not in the main thread")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            name = signal.Signals(self.received).name if self.received else "a peer's signal"
+            log.warning("received %s: saving %s at step %d and stopping", name, self.last_path, trainer.global_step)
+            trainer.save_checkpoint(self.last_path)
+            trainer.should_stop = True
+            self.received, self.stopped_by = None, name
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+class SkippedImages(L.Callback):
+    """Counts the unreadable training files each batch reports (a batch is ``(payload, skipped)``),
+    logs the count as ``train/skipped_images`` and keeps it across a resume (callback state)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.count += int(batch[1])
+        pl_module.log("train/skipped_images", float(self.count), reduce_fx="max")
+
+    def state_dict(self) -> dict:
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count = int(state["count"])
+
+
+# ----------------------------------------------------------------------------------- assembly
+@dataclass
+class FitOutcome:
+    trainer: L.Trainer
+    last: Path  # the run's last.ckpt
+    stopped_by: str | None  # the signal the run stopped on
+    complete: bool  # reached trainer.max_steps
+    skipped_images: int
+
+
+def build_trainer(cfg: DictConfig, group: str | None = None, job_type: str | None = None) -> L.Trainer:
+    """The Trainer of a run: ``cfg.trainer``, ``cfg.logger`` (wandb runs grouped by ``group`` and
+    ``job_type``), ``cfg.callbacks`` and atomic checkpoint writes, in ``cfg.run_dir``."""
+    loggers = []
+    for c in (cfg.logger or {}).values():
+        extra = {"group": group, "job_type": job_type} if str(c._target_).endswith("WandbLogger") else {}
+        loggers.append(instantiate(c, **{k: v for k, v in extra.items() if v}))
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    if not loggers:  # nothing to log the rate to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return L.Trainer(
+        default_root_dir=cfg.run_dir,
+        logger=loggers or False,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # the suite's samplers shard by rank themselves
+        **trainer_kwargs(cfg.trainer),
+    )
+
+
+def fit(cfg: DictConfig, module: L.LightningModule, datamodule, group: str | None = None,
+        job_type: str | None = None) -> FitOutcome:  # fmt: skip
+    """Fit ``module`` as ``cfg`` says, resuming from ``last.ckpt`` when ``cfg.resume``."""
+    last = last_checkpoint(cfg.run_dir, cfg.resume)
+    trainer = build_trainer(cfg, group, job_type)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
+    stop = next((c for c in trainer.callbacks if isinstance(c, StopOnSignal)), None)
+    skipped = next((c.count for c in trainer.callbacks if isinstance(c, SkippedImages)), 0)
+    complete = trainer.global_step >= int(cfg.trainer.max_steps)
+    if not complete:
+        log.warning("stopped at step %d of %d: resume=true continues it", trainer.global_step, cfg.trainer.max_steps)
+    return FitOutcome(trainer, last, stop.stopped_by if stop else None, complete, skipped)
