@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-quick lint pretext stats bench bench-train bench-probe linear-probe svm-probe suite report
+.PHONY: install test test-quick lint pretext stats bench bench-train bench-probe linear-probe svm-probe suite report dashboard
 
 install: $(STAMP)
 
@@ -60,3 +60,7 @@ suite: install
 
 report: install
 	$(PY) benchmarks/report.py --store outputs/suite/$(SUITE)/results.jsonl
+
+# Dashboards (HTML page + W&B report spec) from a results store: make dashboard [STORE=...] [ARGS="--out DIR"]
+dashboard: install
+	$(PY) -m benchmarks.dashboard $(if $(STORE),--store $(STORE)) $(ARGS)
