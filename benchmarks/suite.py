@@ -40,7 +40,7 @@ EVALUATIONS = {
     "pascal_cls": ("pascal_cls", "downstream.pascal_cls:classify"),
     "pascal_det": ("pascal_det", "downstream.pascal_det:detect"),
     "pascal_seg": ("pascal_seg", "downstream.pascal_seg:segment"),
-    "colorization_auc": ("evaluate", "downstream.colorization_auc:colorization_auc"),
+    "colorization_auc": ("evaluate", "benchmarks.colorization_auc:colorization_auc"),
 }
 KINDS = tuple(EVALUATIONS)
 
@@ -205,7 +205,7 @@ class Suite:
         self.ran.append(job.id + (" (if a colorizer)" if job.kind == "colorization_auc" else ""))
 
     def evaluate(self, job: Job) -> None:
-        from downstream.colorization_auc import is_colorizer
+        from benchmarks.colorization_auc import is_colorizer
 
         if job.kind == "colorization_auc" and job.method.init:
             return  # an initialisation does not colour

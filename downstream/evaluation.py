@@ -77,6 +77,16 @@ class Outcome:
     stopped: str | None = None
     scores: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # pictures and other outputs, by name
+    summary: str = ""  # one line for the console
+
+    def print(self) -> None:
+        """What an entry point prints at the end: the scores, or how to continue a stopped run."""
+        if not self.complete:
+            print(f"stopped ({self.stopped}) at step {self.step}: the same command with resume=true continues it")
+            return
+        print(self.summary)
+        for name, path in self.files.items():
+            print(f"{name}: {path}")
 
     @property
     def complete(self) -> bool:
@@ -128,11 +138,11 @@ def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
     scores = module.scores.values
     records = evaluation.records(cfg, info, loaded, scores, trainer.global_step, datamodule)
     records = [replace(r, details={**r.details, "skipped_images": fitted.skipped_images}) for r in records]
-    outcome = Outcome(records, run_dir, trainer.global_step, scores=scores)
+    outcome = Outcome(records, run_dir, trainer.global_step, scores=scores, summary=evaluation.summary(info, scores))
     if trainer.is_global_zero:
         if cfg.results:
             write_records(cfg.results, records)
         outcome.files = evaluation.finish(cfg, module, datamodule)
-        log.info("%s; %d records -> %s; %d unreadable images skipped", evaluation.summary(info, scores),
+        log.info("%s; %d records -> %s; %d unreadable images skipped", outcome.summary,
                  len(records), cfg.results, fitted.skipped_images)  # fmt: skip
     return outcome

@@ -55,7 +55,8 @@ class LinearProbe(Evaluation):
         ]
 
     def summary(self, info, scores) -> str:
-        return f"{info.method}: " + ", ".join(f"{k} top-1 {m['top1']:.2f}" for k, m in scores.items())
+        return "\n".join(f"{info.method} {k:6s} top-1 {m['top1']:6.2f}  top-5 {m['top5']:6.2f}"
+                         for k, m in scores.items())  # fmt: skip
 
 
 def probe(cfg: DictConfig):
@@ -64,8 +65,7 @@ def probe(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="linear_probe", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    for layer, m in probe(cfg).scores.items():
-        print(f"{layer:6s} top-1 {m['top1']:6.2f}  top-5 {m['top5']:6.2f}")
+    probe(cfg).print()
 
 
 if __name__ == "__main__":

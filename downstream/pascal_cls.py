@@ -53,9 +53,7 @@ def classify(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="pascal_cls", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    f = classify(cfg).scores
-    if f:
-        print(f"mAP {f['mAP11']:.2f} (VOC07 11-point), {f['mAP_area']:.2f} (area), {f['classes_scored']} classes")
+    classify(cfg).print()
 
 
 if __name__ == "__main__":

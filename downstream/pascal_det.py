@@ -56,9 +56,7 @@ def detect(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="pascal_det", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    f = detect(cfg).scores
-    if f:
-        print(f"VOC07 mAP@0.5 {f['mAP11']:.2f} (11-point), {f['mAP_area']:.2f} (area), {f['classes_scored']} classes")
+    detect(cfg).print()
 
 
 if __name__ == "__main__":

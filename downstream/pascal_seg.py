@@ -82,10 +82,7 @@ def segment(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="pascal_seg", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    outcome = segment(cfg)
-    if outcome.scores:
-        print(f"mIoU {outcome.scores['mIoU']:.2f}, pixel accuracy {outcome.scores['pixel_acc']:.2f}")
-        print(f"pictures: {outcome.files.get('pictures')}")
+    segment(cfg).print()
 
 
 if __name__ == "__main__":

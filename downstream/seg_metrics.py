@@ -1,32 +1,40 @@
-"""Segmentation scores from a confusion matrix (PASCAL VOC: 21 classes, label 255 ignored). Pure."""
+"""Segmentation scores (PASCAL VOC: 21 classes, label 255 ignored) with torchmetrics: per-class IoU
+(NaN for a class absent from both truth and prediction, left out of the mean), mean IoU and pixel
+accuracy, accumulated image by image at each image's own size and reduced across DDP ranks."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 IGNORE = 255
 
 
-def confusion_matrix(pred: Tensor, truth: Tensor, num_classes: int = 21, ignore: int = IGNORE) -> Tensor:
-    """(C, C) int64 counts, rows = truth, columns = prediction; pixels labelled ``ignore`` never count."""
-    keep = truth != ignore
-    t, p = truth[keep].long(), pred[keep].long()
-    return torch.bincount(t * num_classes + p, minlength=num_classes**2).view(num_classes, num_classes)
+class SegmentationScores(nn.Module):
+    def __init__(self, num_classes: int = 21, ignore: int = IGNORE):
+        super().__init__()
+        self.iou = MulticlassJaccardIndex(num_classes, average="none", ignore_index=ignore, zero_division=float("nan"))
+        self.acc = MulticlassAccuracy(num_classes, average="micro", ignore_index=ignore)
+        self.ignore = ignore
+        self.pixels = 0
 
+    def update(self, pred: Tensor, truth: Tensor) -> None:
+        """``pred``, ``truth``: label maps of one size (any shape); ``truth`` may hold ``ignore``."""
+        self.iou.update(pred.flatten(), truth.flatten())
+        self.acc.update(pred.flatten(), truth.flatten())
+        self.pixels += int((truth != self.ignore).sum())
 
-def scores(conf: np.ndarray | Tensor) -> dict:
-    """Per-class IoU (NaN for a class absent from both truth and prediction), mean IoU over the
-    classes that are defined, pixel accuracy."""
-    conf = np.asarray(conf, dtype=np.float64)
-    tp = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-    total = conf.sum()
-    return {
-        "iou": iou * 100,
-        "mIoU": float(np.nanmean(iou) * 100) if np.any(union > 0) else float("nan"),
-        "pixel_acc": float(tp.sum() / total * 100) if total else float("nan"),
-    }
+    def compute(self) -> dict:
+        iou = self.iou.compute().double() * 100
+        defined = ~torch.isnan(iou)
+        return {
+            "iou": iou.tolist(),
+            "mIoU": float(iou[defined].mean()) if defined.any() else float("nan"),
+            "pixel_acc": float(self.acc.compute()) * 100,
+        }
+
+    def reset(self) -> None:
+        self.iou.reset()
+        self.acc.reset()
+        self.pixels = 0

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from downstream.fcn import FCN
 from downstream.finetune import FinetuneModule
-from downstream.seg_metrics import IGNORE, confusion_matrix, scores
+from downstream.seg_metrics import IGNORE, SegmentationScores
 from downstream.voc import RandomScaleCrop
 from pretext.predict import encoder_input
 
@@ -41,7 +41,7 @@ class Segmenter(FinetuneModule):
     ):
         super().__init__(fcn.net, freeze, lr, momentum, weight_decay)
         self.fcn, self.num_classes, self.head_lr_mult = fcn, num_classes, head_lr_mult
-        self.register_buffer("conf", torch.zeros(num_classes, num_classes, dtype=torch.long), persistent=False)
+        self.seg_scores = SegmentationScores(num_classes)
 
     def forward(self, rgb: Tensor) -> Tensor:
         """Scores (N, classes, H, W) at the size of ``rgb`` (uint8 (N, 3, H, W), any size)."""
@@ -59,14 +59,16 @@ class Segmenter(FinetuneModule):
         rgb, mask = payload
         for i in range(len(rgb)):  # each image at its own size (the loader gives lists of one)
             pred = self(rgb[i][None]).argmax(1)[0]
-            self.conf += confusion_matrix(pred, mask[i], self.num_classes)
+            self.seg_scores.update(pred, mask[i])
 
     def compute_scores(self) -> dict:
-        conf = self.trainer.strategy.reduce(self.conf, reduce_op="sum") if self.trainer.world_size > 1 else self.conf
-        s = scores(conf.cpu().numpy())
-        self.conf.zero_()
+        s = self.seg_scores.compute()  # torchmetrics: reduced across ranks
+        pixels = self.seg_scores.pixels
+        if self.trainer.world_size > 1:
+            pixels = int(self.trainer.strategy.reduce(torch.tensor(pixels, device=self.device), reduce_op="sum"))
+        self.seg_scores.reset()
         self.log_dict({"val/mIoU": s["mIoU"], "val/pixel_acc": s["pixel_acc"]})
-        return {"mIoU": s["mIoU"], "pixel_acc": s["pixel_acc"], "iou": s["iou"].tolist(), "pixels": int(conf.sum())}
+        return s | {"pixels": pixels}
 
     def configure_optimizers(self):
         head, body = [], []

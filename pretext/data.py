@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 
 from pretext.images import list_images, read_rgb
@@ -148,7 +149,10 @@ def class_folders(root: str | Path) -> tuple[list[str], list[Path], list[int]]:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder: give a folder with one sub-folder of images per class")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    try:
+        classes, _ = find_classes(str(root))  # torchvision's ImageFolder class discovery
+    except FileNotFoundError:
+        classes = []
     if not classes:
         raise FileNotFoundError(
             f"{root} has no class folders: a labelled set needs one sub-folder of images per class "

@@ -24,12 +24,12 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from pretext.ab_histogram import dataset_grid_histogram
 from pretext.checkpoint_files import Colorizer, load_colorizer
 from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab
 from pretext.images import list_images, read_rgb
 from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights
 from pretext.predict import net_output, predict_ab
-from pretext.stats import dataset_grid_histogram
 
 log = logging.getLogger("pretext.evaluate")
 

@@ -206,7 +206,7 @@ class ColorizationModule(PretextModule):
 
 def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
     """The gamut and prior: from ``color.stats``, else measured on the training data here."""
-    from pretext.stats import choose_gamut, dataset_grid_histogram
+    from pretext.ab_histogram import choose_gamut, dataset_grid_histogram
 
     if cfg.color.stats:
         gamut = Gamut.from_file(cfg.color.stats)

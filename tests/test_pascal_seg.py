@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -10,7 +9,7 @@ from torchvision.io import write_png
 
 from downstream.fcn import FCN
 from downstream.finetune import grow_to_fc7
-from downstream.seg_metrics import confusion_matrix, scores
+from downstream.seg_metrics import SegmentationScores
 from downstream.seg_module import Segmenter
 from downstream.voc import VocMasks, read_mask, segmentation_set
 from pretext.nets import AlexNetCC
@@ -18,9 +17,13 @@ from tests.conftest import ROOT, shared_path
 
 
 def test_iou_from_a_constructed_confusion_matrix():
-    # rows: truth, columns: prediction; class 2 absent from both truth and prediction
-    conf = np.array([[3, 1, 0], [2, 4, 0], [0, 0, 0]])
-    s = scores(conf)
+    # confusion (rows: truth, columns: prediction) [[3, 1, 0], [2, 4, 0], [0, 0, 0]]; class 2 absent from both
+    truth = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    pred = torch.tensor([0, 0, 0, 1, 0, 0, 1, 1, 1, 1])
+    metric = SegmentationScores(num_classes=3)
+    metric.update(pred[:4], truth[:4])  # two images, scored together
+    metric.update(pred[4:], truth[4:])
+    s = metric.compute()
     assert s["iou"][0] == pytest.approx(3 / (3 + 1 + 2) * 100)  # tp / (row + column - tp) = 3 / 6
     assert s["iou"][1] == pytest.approx(4 / (6 + 5 - 4) * 100)  # 4 / 7
     assert math.isnan(s["iou"][2])
@@ -31,8 +34,11 @@ def test_iou_from_a_constructed_confusion_matrix():
 def test_ignored_pixels_never_count():
     truth = torch.tensor([[0, 1, 255], [255, 1, 0]])
     pred = torch.tensor([[0, 0, 1], [1, 1, 0]])
-    conf = confusion_matrix(pred, truth, num_classes=2)
-    assert conf.sum() == 4 and conf.tolist() == [[2, 0], [1, 1]]
+    metric = SegmentationScores(num_classes=2)
+    metric.update(pred, truth)
+    s = metric.compute()  # confusion [[2, 0], [1, 1]] over the 4 pixels that count
+    assert metric.pixels == 4 and s["pixel_acc"] == pytest.approx(75.0)
+    assert s["iou"] == pytest.approx([2 / 3 * 100, 1 / 2 * 100])
 
 
 def test_fcn_output_matches_any_input_size_for_every_variant():

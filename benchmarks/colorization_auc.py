@@ -2,7 +2,7 @@
 AuC of a colorizer checkpoint as records, with the Gray and Random rows scored on the same photos
 beside them (``baselines``).
 
-    python downstream/colorization_auc.py ckpt=RUN/checkpoints/last.ckpt data.root=DIR
+    python benchmarks/colorization_auc.py ckpt=RUN/checkpoints/last.ckpt data.root=DIR
 
 Config: conf/evaluate.yaml (plus ``results`` and ``label``).
 """
