@@ -167,10 +167,9 @@ class Suite:
 
         overrides, h, job = self.pretext_spec(method)
         run_dir = job / f"run-{h}"
-        resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
-        log.info("suite: pretext run for %s%s", method.name, " (resuming)" if resume else "")
+        log.info("suite: pretext run for %s", method.name)
         start = time.time()
-        result = train(compose_cfg("pretext", [*overrides, f"run_dir={run_dir}", f"resume={str(resume).lower()}"]))
+        result = train(compose_cfg("pretext", [*overrides, f"run_dir={run_dir}", "resume=auto"]))
         if result["stopped_by"]:
             raise Stopped(f"pretext run of {method.name} stopped on {result['stopped_by']} at step "
                           f"{result['global_step']}")  # fmt: skip
@@ -224,8 +223,7 @@ class Suite:
         if job.kind == "colorization_auc":
             place = [f"output={run_dir}"]
         else:
-            resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
-            place = [f"run_dir={run_dir}", f"resume={str(resume).lower()}"]
+            place = [f"run_dir={run_dir}", "resume=auto"]
         cfg = compose_cfg(config_name, [*job.overrides, *job.method.encoder_overrides(ckpt), *place, "results=null"])
         module, fn = target.split(":")
         outcome = getattr(importlib.import_module(module), fn)(cfg)

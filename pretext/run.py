@@ -2,8 +2,8 @@
 
 A run has one folder (``run_dir``): loggers (``cfg.logger``) and callbacks (``cfg.callbacks``)
 built with ``hydra.utils.instantiate``, checkpoints written atomically, a checkpoint and a clean
-stop on SIGTERM / SIGUSR1, ``trainer.gpus=N`` as in old Lightning, and ``resume=true`` to continue
-from ``checkpoints/last.ckpt``. :func:`fit` says how the run ended as a :class:`FitOutcome`.
+stop on SIGTERM / SIGUSR1, ``trainer.gpus=N`` as in old Lightning, and ``resume=true|auto`` to
+continue from the newest checkpoint that loads. :func:`fit` says how the run ended as a :class:`FitOutcome`.
 """
 
 from __future__ import annotations
@@ -53,14 +53,62 @@ def trainer_kwargs(cfg: DictConfig, cuda_available: bool | None = None) -> dict:
     return {**kw, "accelerator": "gpu", "devices": gpus, "strategy": strategy}
 
 
-def last_checkpoint(run_dir: str | Path, resume: bool) -> Path:
-    """``run_dir/checkpoints/last.ckpt``, checked against ``resume``: a run never overwrites another."""
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
-        raise FileNotFoundError(f"resume=true but there is no {last}: check run_dir / run_name")
-    if not resume and last.is_file():
-        raise FileExistsError(f"{last} exists: pass resume=true to continue that run, or a new run_name")
-    return last
+RESUME_MODES = ("false", "true", "auto")
+
+
+def resume_mode(resume) -> str:
+    """``resume`` as one of :data:`RESUME_MODES` (a bool or the string ``auto``), or a clear error."""
+    mode = str(resume).lower()
+    if mode not in RESUME_MODES:
+        raise ValueError(f"resume={resume!r} is not valid: true (continue; a checkpoint must exist), false "
+                         "(a new run; the folder must hold none), auto (continue if a checkpoint exists, else start)")
+    return mode
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The global step of a checkpoint that loads; None for a truncated or corrupt file (warned)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except Exception as err:  # truncated zip, pickle error, not a Lightning checkpoint
+        log.warning("skipping %s: it does not load (%s: %s)", path, type(err).__name__, str(err)[:120])
+        return None
+
+
+def newest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The checkpoint to resume from: of ``last.ckpt`` and the highest-numbered step file that load,
+    the one at the later step (``last.ckpt`` on a tie). A kill between writing a step file and
+    ``last.ckpt``, or before ``last.ckpt`` ever existed, loses nothing that reached the disk."""
+    if not ckpt_dir.is_dir():
+        return None
+    steps = sorted(ckpt_dir.glob("step*.ckpt"), key=lambda p: (len(p.stem), p.stem), reverse=True)
+    step_file = next(((p, n) for p in steps if (n := checkpoint_step(p)) is not None), None)
+    last = ckpt_dir / "last.ckpt"
+    last_step = checkpoint_step(last) if last.is_file() else None
+    found = [(n, 1, p) for p, n in ([step_file] if step_file else [])]
+    if last_step is not None:
+        found.append((last_step, 2, last))
+    return max(found)[2] if found else None
+
+
+def resume_checkpoint(run_dir: str | Path, resume) -> Path | None:
+    """What ``resume`` (true / false / auto) means for ``run_dir``: the checkpoint to continue from,
+    None to start afresh, or a clear error; a run never overwrites another."""
+    mode, ckpt_dir = resume_mode(resume), Path(run_dir) / "checkpoints"
+    present = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+    if mode == "false":
+        if present:
+            raise FileExistsError(f"{ckpt_dir} holds checkpoints ({present[-1].name}): pass resume=true to continue "
+                                  "that run, or a new run_name")  # fmt: skip
+        return None
+    found = newest_checkpoint(ckpt_dir)
+    if found is None and mode == "true":
+        what = "no checkpoint that loads" if present else "no checkpoint"
+        raise FileNotFoundError(f"resume=true but {ckpt_dir} holds {what}: check run_dir / run_name, or pass "
+                                "resume=auto to start when there is none")  # fmt: skip
+    if found is not None:
+        log.info("resuming from %s", found)
+    return found
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -138,6 +186,7 @@ class SkippedImages(L.Callback):
 class FitOutcome:
     trainer: L.Trainer
     last: Path  # the run's last.ckpt
+    resumed_from: Path | None
     stopped_by: str | None  # the signal the run stopped on
     complete: bool  # reached trainer.max_steps
     skipped_images: int
@@ -165,13 +214,14 @@ def build_trainer(cfg: DictConfig, group: str | None = None, job_type: str | Non
 
 def fit(cfg: DictConfig, module: L.LightningModule, datamodule, group: str | None = None,
         job_type: str | None = None) -> FitOutcome:  # fmt: skip
-    """Fit ``module`` as ``cfg`` says, resuming from ``last.ckpt`` when ``cfg.resume``."""
-    last = last_checkpoint(cfg.run_dir, cfg.resume)
+    """Fit ``module`` as ``cfg`` says, resuming as ``cfg.resume`` says (:func:`resume_checkpoint`)."""
+    start = resume_checkpoint(cfg.run_dir, cfg.resume)
     trainer = build_trainer(cfg, group, job_type)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(start) if start else None, weights_only=True)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     stop = next((c for c in trainer.callbacks if isinstance(c, StopOnSignal)), None)
     skipped = next((c.count for c in trainer.callbacks if isinstance(c, SkippedImages)), 0)
     complete = trainer.global_step >= int(cfg.trainer.max_steps)
     if not complete:
         log.warning("stopped at step %d of %d: resume=true continues it", trainer.global_step, cfg.trainer.max_steps)
-    return FitOutcome(trainer, last, stop.stopped_by if stop else None, complete, skipped)
+    return FitOutcome(trainer, last, start, stop.stopped_by if stop else None, complete, skipped)

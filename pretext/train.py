@@ -5,6 +5,7 @@
     python pretext/train.py data=folder data.root=/imagenet/train data.val_root=/imagenet/val trainer.gpus=8
     python pretext/train.py experiment=demo                   # what `make pretext` runs (CPU, minutes)
     python pretext/train.py ... resume=true                   # continue a killed or preempted run
+    python pretext/train.py ... resume=auto                   # continue if there is a checkpoint, else start
 
 Config: conf/pretext.yaml, composed from task / model / data / trainer / logger / callbacks. The
 task's module is ``instantiate(cfg.task, **Task.prepare(cfg, run_dir, datamodule))``: a new
@@ -23,7 +24,7 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pretext.run import fit, last_checkpoint
+from pretext.run import fit, resume_checkpoint
 
 log = logging.getLogger("pretext.train")
 
@@ -39,7 +40,7 @@ def build_module(cfg: DictConfig, run_dir: Path, datamodule):
 def train(cfg: DictConfig) -> dict:
     os.environ.setdefault("WANDB_MODE", "offline")
     run_dir = Path(cfg.run_dir)
-    last_checkpoint(run_dir, cfg.resume)  # a run never overwrites another: fail before any work
+    resume_checkpoint(run_dir, cfg.resume)  # a run never overwrites another: fail before any work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, run_dir, datamodule)

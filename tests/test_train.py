@@ -139,7 +139,7 @@ def test_a_second_run_in_the_same_folder_needs_resume(tmp_path):
     train_mod.train(cfg_for(tmp_path, "model.max_steps=1"))
     with pytest.raises(FileExistsError, match="resume=true"):
         train_mod.train(cfg_for(tmp_path, "model.max_steps=1"))
-    with pytest.raises(FileNotFoundError, match="no .*last.ckpt"):
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
         train_mod.train(cfg_for(tmp_path / "other", "resume=true"))
 
 
