@@ -85,7 +85,10 @@ class ColorizationModule(PretextModule):
     def prepare(cls, cfg: DictConfig, run_dir: Path, datamodule) -> dict:
         """The gamut (with its prior) and a net with one output per bin (2 for the L2 loss)."""
         gamut = load_gamut(cfg, run_dir, datamodule)
-        return {"gamut": gamut, "net": instantiate(cfg.model.net, out_channels=2 if cfg.task.loss == "l2" else gamut.Q)}
+        net = instantiate(cfg.model.net, out_channels=2 if cfg.task.loss == "l2" else gamut.Q)
+        if cfg.model.get("compile", False):
+            net.compile()  # torch.compile in place: the state_dict keys stay those of the plain net
+        return {"gamut": gamut, "net": net}
 
     # ----------------------------------------------------------------------------------- steps
     def _losses(self, out: Tensor, ab_t: Tensor) -> dict[str, Tensor]:
@@ -218,7 +221,10 @@ def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
         return Gamut.from_file(stats_file)
     datamodule.setup("fit")
     items = datamodule.images[: cfg.color.prior_images]
-    counts, skipped = dataset_grid_histogram(items, num_workers=min(2, datamodule.num_workers))
+    # The loader draws its base seed from torch's global generator: measuring must not move it, or the
+    # net's initial weights would depend on whether a killed start had already saved the prior.
+    with torch.random.fork_rng(devices=[]):
+        counts, skipped = dataset_grid_histogram(items, num_workers=min(2, datamodule.num_workers))
     gamut, outside = choose_gamut(str(cfg.color.gamut), counts, cfg.color.sigma)
     gamut.save(stats_file, grid_counts=counts.numpy())
     log.info(

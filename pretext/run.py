@@ -14,6 +14,7 @@ import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -27,14 +28,82 @@ NOT_TRAINER_ARGS = ("gpus", "ckpt_every_n_steps")  # the suite's own trainer key
 
 
 # ----------------------------------------------------------------------------------- pieces
-def trainer_kwargs(cfg: DictConfig, cuda_available: bool | None = None) -> dict:
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with native bf16
+# On such a CPU, bf16-mixed is the default only if 200 demo steps under it end within 1% of fp32's
+# losses: benchmarks/results/precision_check_cpu.json (the command is in it).
+CPU_BF16_MATCHES_FP32 = True
+
+
+class PrecisionChoice(NamedTuple):
+    precision: str | int
+    reason: str
+    matmul: str | None  # torch.set_float32_matmul_precision to apply (GPUs), or None
+
+
+def choose_precision(requested, accelerator: str, cuda_bf16_supported: bool, cpu_flags) -> PrecisionChoice:
+    """``trainer.precision`` as the hardware suggests when it is ``auto``: bf16-mixed on GPUs that
+    support bf16 (else 32-true), fp32 matmuls at ``high`` (TF32) on GPUs; on CPUs, bf16-mixed when the
+    CPU has native bf16 (``cpu_flags`` holds amx_bf16 or avx512_bf16) and the check passed, else
+    32-true. Anything else than ``auto`` is kept. ``accelerator``: as resolved (gpu, cuda, cpu, ...)."""
+    if str(requested) != "auto":
+        return PrecisionChoice(requested, "set by trainer.precision", None)
+    if accelerator in ("gpu", "cuda"):
+        if cuda_bf16_supported:
+            return PrecisionChoice("bf16-mixed", "auto: the GPU supports bf16", "high")
+        return PrecisionChoice("32-true", "auto: the GPU has no native bf16 (fp32, TF32 matmuls where it has them)",
+                               "high")  # fmt: skip
+    if accelerator == "cpu":
+        native = [f for f in CPU_BF16_FLAGS if f in set(cpu_flags)]
+        if not native:
+            return PrecisionChoice("32-true", "auto: the CPU has no native bf16 (no amx_bf16 / avx512_bf16)", None)
+        check = "200 demo steps against fp32 (benchmarks/results/precision_check_cpu.json)"
+        if CPU_BF16_MATCHES_FP32:
+            return PrecisionChoice("bf16-mixed", f"auto: the CPU has native bf16 ({', '.join(native)}) and bf16 "
+                                   f"matched fp32 within 1% in {check}", None)  # fmt: skip
+        return PrecisionChoice("32-true", f"auto: the CPU has native bf16 ({', '.join(native)}) but bf16 did not "
+                               f"match fp32 within 1% in {check}", None)  # fmt: skip
+    return PrecisionChoice("32-true", f"auto: no automatic choice on accelerator {accelerator!r}", None)
+
+
+def read_cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (Linux); empty where unreadable."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def trainer_kwargs(cfg: DictConfig, cuda_available: bool | None = None, cuda_bf16_supported: bool | None = None,
+                   cpu_flags=None) -> dict:  # fmt: skip
     """Trainer arguments from ``cfg.trainer``, with old Lightning's ``gpus=N`` mapped to accelerator,
-    devices and strategy (DDP for N > 1). Without GPUs, ``gpus`` falls back to CPU with a warning."""
+    devices and strategy (DDP for N > 1; without GPUs, ``gpus`` falls back to CPU with a warning),
+    and ``precision: auto`` resolved by :func:`choose_precision`; the choice and why are logged."""
+    cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    kw = _placement(cfg, cuda_available)
+    accelerator = str(kw.get("accelerator", "auto"))
+    if accelerator == "auto":
+        accelerator = "gpu" if cuda_available else "cpu"
+    if cuda_bf16_supported is None:
+        cuda_bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    choice = choose_precision(kw.get("precision", "32-true"), accelerator, cuda_bf16_supported,
+                              read_cpu_flags() if cpu_flags is None else cpu_flags)  # fmt: skip
+    if choice.matmul and torch.cuda.is_available():
+        torch.set_float32_matmul_precision(choice.matmul)
+    log.info("precision %s: %s%s", choice.precision, choice.reason,
+             f"; float32 matmul precision {choice.matmul}" if choice.matmul else "")  # fmt: skip
+    return {**kw, "precision": choice.precision}
+
+
+def _placement(cfg: DictConfig, cuda_available: bool) -> dict:
+    """``cfg.trainer`` as Trainer arguments, ``gpus=N`` mapped to accelerator, devices and strategy."""
     kw = OmegaConf.to_container(cfg, resolve=True)
     gpus = kw.pop("gpus", None)
     for key in NOT_TRAINER_ARGS:
         kw.pop(key, None)
-    cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
     if gpus is None:
         return kw
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
@@ -95,6 +164,9 @@ def resume_checkpoint(run_dir: str | Path, resume) -> Path | None:
     """What ``resume`` (true / false / auto) means for ``run_dir``: the checkpoint to continue from,
     None to start afresh, or a clear error; a run never overwrites another."""
     mode, ckpt_dir = resume_mode(resume), Path(run_dir) / "checkpoints"
+    for tmp in ckpt_dir.glob(".*.ckpt.tmp*") if ckpt_dir.is_dir() else []:  # a write a kill cut short
+        log.warning("removing %s: a checkpoint write that never finished", tmp)
+        tmp.unlink(missing_ok=True)
     present = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
     if mode == "false":
         if present:
@@ -199,7 +271,7 @@ def build_trainer(cfg: DictConfig, group: str | None = None, job_type: str | Non
     for c in (cfg.logger or {}).values():
         extra = {"group": group, "job_type": job_type} if str(c._target_).endswith("WandbLogger") else {}
         loggers.append(instantiate(c, **{k: v for k, v in extra.items() if v}))
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]  # null: left out
     if not loggers:  # nothing to log the rate to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return L.Trainer(

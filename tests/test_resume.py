@@ -57,3 +57,20 @@ def test_resume_modes(tmp_path):
     assert resume_checkpoint(run, "auto") == resume_checkpoint(run, True) == run / "checkpoints" / "step0000003.ckpt"
     with pytest.raises(ValueError, match="resume='maybe' is not valid"):
         resume_checkpoint(run, "maybe")
+
+
+def test_measuring_the_prior_leaves_the_global_rng_alone(tmp_path):
+    """A restart that finds the prior a killed start saved must build the same initial net."""
+    from omegaconf import OmegaConf
+
+    from pretext.data import ColorizationData
+    from pretext.module import load_gamut
+
+    cfg = OmegaConf.create({"color": {"stats": None, "prior_images": 3, "gamut": "srgb", "sigma": 5.0},
+                            "task": {"loss": "full"}})  # fmt: skip
+    data = ColorizationData(name="sample", root=None, val_root=None, crop=32, batch_size=2, num_workers=0)
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    measured = load_gamut(cfg, tmp_path, data)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(load_gamut(cfg, tmp_path, data).prior, measured.prior)  # read back from the run folder
