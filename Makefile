@@ -53,13 +53,15 @@ linear-probe: install
 svm-probe: install
 	$(PY) downstream/svm_probe.py layer=$(LAYER) $(if $(CKPT),ckpt=$(CKPT)) $(if $(INIT),init=$(INIT)) $(ARGS)
 
-# The benchmark suite (resumable) and its report: make suite SUITE=imagenette_cpu; make report
+# The benchmark suite (resumable): make suite SUITE=imagenette_cpu
 SUITE ?= imagenette_cpu
 suite: install
 	$(PY) benchmarks/suite.py suite=$(SUITE) $(ARGS)
 
+# The report of a results store (default: the committed imagenette_cpu suite's), written beside it:
+# make report [STORE=outputs/suite/NAME/results.jsonl] [ARGS="--out DIR"]
 report: install
-	$(PY) benchmarks/report.py --store outputs/suite/$(SUITE)/results.jsonl
+	$(PY) benchmarks/report.py $(if $(STORE),--store $(STORE)) $(ARGS)
 
 # Dashboards (HTML page + W&B report spec) from a results store: make dashboard [STORE=...] [ARGS="--out DIR"]
 dashboard: install

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from downstream.evaluation import Outcome
 from downstream.results import make_record, write_records
 from pretext.checkpoint_files import read_checkpoint
+from pretext.cli import entry
 from pretext.encoders import load_encoder
 from pretext.evaluate import evaluate
 
@@ -45,7 +45,7 @@ def colorization_auc(cfg: DictConfig) -> Outcome:
     return Outcome(records, Path(cfg.output), 0, scores={"rows": result["rows"]})
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@entry("evaluate")
 def main(cfg: DictConfig) -> None:
     for r in colorization_auc(cfg).records:
         print(f"{r.metric} {r.value:.2f} -> {cfg.results}")

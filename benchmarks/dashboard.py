@@ -43,6 +43,7 @@ from pathlib import Path
 
 from benchmarks.report import COMPARED, LAYERS, PUBLISHED_LINEAR, PUBLISHED_PASCAL
 from downstream.results import read_records
+from pretext.cli import user_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORE = ROOT / "benchmarks" / "results" / "imagenette_cpu" / "results.jsonl"
@@ -1218,7 +1219,7 @@ def write_dashboard(store: Path, out: Path, samples: list[str] | None = None) ->
     return spec
 
 
-def main(argv: list[str] | None = None) -> None:
+def dashboard_cli(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default=str(DEFAULT_STORE), help="results store (JSONL); default: %(default)s")
     ap.add_argument("--out", default="outputs/dashboard", help="output folder; default: %(default)s")
@@ -1243,6 +1244,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.screenshot}" + (f"; console errors: {errors}" if errors else ""))
     if online:
         print(f"published: {publish(spec['data'], out, args.entity, args.project)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    with user_errors():
+        dashboard_cli(argv)
 
 
 if __name__ == "__main__":

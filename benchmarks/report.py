@@ -16,10 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from downstream.results import read_records
+from pretext.cli import user_errors
+from pretext.nets import PROBE_LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STORE = ROOT / "benchmarks" / "results" / "imagenette_cpu" / "results.jsonl"  # the committed suite
 
-LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5")
+LAYERS = PROBE_LAYERS
 # SPEC.md, Reported numbers (AlexNet, ImageNet-1k). Linear top-1 by layer, released resize protocol
 # (read from the authors' plot, +-0.3); PASCAL cls fc6-8 / cls all / det / seg.
 PUBLISHED_LINEAR = {
@@ -140,13 +143,14 @@ def plot_linear(rows, path: Path) -> Path:
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for (method, _dataset, pool, sched, _steps), vals in sorted(rows.items(), key=lambda kv: str(kv[0])):
-        xs = [x for x in LAYERS[:5] if x in vals]
-        ax.plot(xs, [vals[x] for x in xs], marker="o", label=f"{method} ({pool}, {sched})")
+        xs = [x for x in LAYERS[:5] if x in vals]  # placed by index: conv1..conv5 whatever is present
+        ax.plot([LAYERS.index(x) for x in xs], [vals[x] for x in xs], marker="o", label=f"{method} ({pool}, {sched})")
     ax.set_title("this suite: linear top-1 by layer")
     ax.set_ylabel("top-1 (%)")
     ax.legend(fontsize=7)
     for m, vals in PUBLISHED_LINEAR.items():
-        ax2.plot(LAYERS[:5], vals, marker="s", linestyle="--", label=m)
+        ax2.plot(range(5), vals, marker="s", linestyle="--", label=m)
+    ax.set_xticks(range(5), LAYERS[:5])
     ax2.set_title("published (SPEC.md, ImageNet-1k)")
     ax2.legend(fontsize=7)
     fig.tight_layout()
@@ -176,13 +180,16 @@ def render(store: Path, out: Path, header: list[str] | None = None) -> Path:
     return out / "report.md"
 
 
-def main() -> None:
+def report_cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default="outputs/suite/imagenette_cpu/results.jsonl")
-    ap.add_argument("--out", default=None, help="default: benchmarks/results/<store's folder name>")
+    ap.add_argument("--store", default=str(DEFAULT_STORE), help="results store (JSONL); default: %(default)s")
+    ap.add_argument("--out", default=None, help="output folder; default: the store's folder")
     args = ap.parse_args()
     store = Path(args.store)
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / store.parent.name
+    if not store.is_file():
+        raise FileNotFoundError(f"no results store at {store}: give --store FILE (a suite writes "
+                                "outputs/suite/<name>/results.jsonl)")  # fmt: skip
+    out = Path(args.out) if args.out else store.parent
     header = []
     inv = store.parent / "invocations.jsonl"
     if inv.is_file():
@@ -191,6 +198,11 @@ def main() -> None:
         header = ["", f"Suite invocations: {len(runs)}, total wall time {total / 60:.1f} min; commands: "
                   + "; ".join(sorted({f'`{r["command"]}`' for r in runs}))]  # fmt: skip
     print(f"wrote {render(store, out, header)}")
+
+
+def main() -> None:
+    with user_errors():
+        report_cli()
 
 
 if __name__ == "__main__":

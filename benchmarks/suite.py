@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from downstream.results import Record, drop_records, read_records, write_records
 from pretext.checkpoint_files import file_digest
+from pretext.cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks.suite")
@@ -271,7 +271,7 @@ class Suite:
         return summary
 
 
-@hydra.main(config_path="../conf", config_name="benchmark_suite", version_base="1.3")
+@entry("benchmark_suite")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     summary = Suite(cfg).run()

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from downstream.results import Record, write_records
+from pretext.cli import removed_on_mistake
 from pretext.encoders import EncoderInfo, load_encoder
 from pretext.pretext_module import is_empty
 from pretext.run import fit
@@ -127,9 +128,10 @@ def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
     if cfg.run_name is None:
         cfg.run_name = f"{info.method}-{info.digest}_{evaluation.run_name(cfg, info, loaded)}"
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    module = evaluation.build(cfg, loaded, datamodule)
-    fitted = fit(cfg, module, datamodule, group=cfg.label or info.method, job_type=evaluation.name)
+    with removed_on_mistake(cfg.run_dir):
+        datamodule = instantiate(cfg.data)
+        module = evaluation.build(cfg, loaded, datamodule)
+        fitted = fit(cfg, module, datamodule, group=cfg.label or info.method, job_type=evaluation.name)
     trainer, run_dir = fitted.trainer, Path(cfg.run_dir)
     if not fitted.complete:
         return Outcome([], run_dir, trainer.global_step, stopped=fitted.stopped_by or "before its last step")

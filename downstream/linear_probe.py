@@ -12,13 +12,13 @@ dataset), and to wandb/CSV under the same keys.
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from downstream.encoder import FrozenEncoder, encoder_from_config
 from downstream.evaluation import Evaluation, run
 from downstream.probe_module import LinearProbeModule
 from downstream.results import make_record
+from pretext.cli import entry
 
 
 class LinearProbe(Evaluation):
@@ -63,7 +63,7 @@ def probe(cfg: DictConfig):
     return run(LinearProbe(), cfg)
 
 
-@hydra.main(config_path="../conf", config_name="linear_probe", version_base="1.3")
+@entry("linear_probe")
 def main(cfg: DictConfig) -> None:
     probe(cfg).print()
 

@@ -11,7 +11,6 @@ results store.
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from downstream.cls_module import VocClassifier
@@ -19,6 +18,7 @@ from downstream.evaluation import run
 from downstream.finetune import FinetuneEvaluation
 from downstream.results import make_record
 from downstream.voc import VOC_CLASSES
+from pretext.cli import entry
 
 
 class PascalClassification(FinetuneEvaluation):
@@ -51,7 +51,7 @@ def classify(cfg: DictConfig):
     return run(PascalClassification(), cfg)
 
 
-@hydra.main(config_path="../conf", config_name="pascal_cls", version_base="1.3")
+@entry("pascal_cls")
 def main(cfg: DictConfig) -> None:
     classify(cfg).print()
 

@@ -10,7 +10,6 @@ Config: conf/pascal_det.yaml (groups det_schedule, trainer, logger, callbacks). 
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from downstream.det_module import Detector
@@ -19,6 +18,7 @@ from downstream.evaluation import run
 from downstream.finetune import FinetuneEvaluation
 from downstream.results import make_record
 from downstream.voc import VOC_CLASSES
+from pretext.cli import entry
 
 
 class PascalDetection(FinetuneEvaluation):
@@ -54,7 +54,7 @@ def detect(cfg: DictConfig):
     return run(PascalDetection(), cfg)
 
 
-@hydra.main(config_path="../conf", config_name="pascal_det", version_base="1.3")
+@entry("pascal_det")
 def main(cfg: DictConfig) -> None:
     detect(cfg).print()
 

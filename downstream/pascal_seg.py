@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
@@ -23,6 +22,7 @@ from downstream.finetune import FinetuneEvaluation
 from downstream.results import make_record
 from downstream.seg_module import Segmenter
 from downstream.voc import VOC_CLASSES, VOC_PALETTE
+from pretext.cli import entry
 
 
 def draw_predictions(module, datamodule, path: Path, n: int) -> Path | None:
@@ -80,7 +80,7 @@ def segment(cfg: DictConfig):
     return run(PascalSegmentation(), cfg)
 
 
-@hydra.main(config_path="../conf", config_name="pascal_seg", version_base="1.3")
+@entry("pascal_seg")
 def main(cfg: DictConfig) -> None:
     segment(cfg).print()
 

@@ -14,13 +14,13 @@ import logging
 import os
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image
 
 from pretext.checkpoint_files import Colorizer, load_colorizer
+from pretext.cli import entry
 from pretext.images import IMAGE_EXTENSIONS, list_images, read_rgb
 from pretext.predict import colorize
 
@@ -86,7 +86,7 @@ def run(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@hydra.main(config_path="../conf", config_name="colorize", version_base="1.3")
+@entry("colorize")
 def main(cfg: DictConfig) -> None:
     for path in run(cfg):
         print(path)

@@ -16,7 +16,6 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +25,7 @@ from rich.table import Table
 
 from pretext.ab_histogram import dataset_grid_histogram
 from pretext.checkpoint_files import Colorizer, load_colorizer
+from pretext.cli import entry
 from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab
 from pretext.images import list_images, read_rgb
 from pretext.metrics import AuC, ab_error, auc, inverse_prior_weights
@@ -75,7 +75,9 @@ def classify(net, rgb: torch.Tensor, size: int) -> int:
 
 
 def measure_prior(files: list[Path], gamut: Gamut) -> Gamut:
-    counts, _ = dataset_grid_histogram(files, num_workers=0)
+    counts, unreadable = dataset_grid_histogram(files, num_workers=0)
+    if len(unreadable) == len(files):
+        raise ValueError(f"none of the {len(files)} images under {files[0].parent} could be read: check the folder")
     return gamut.with_prior_from(counts)[0]
 
 
@@ -144,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
     n = len(files) - len(skipped)
     if n == 0:
-        raise RuntimeError(f"none of the {len(files)} images under {root} could be read")
+        raise ValueError(f"none of the {len(files)} images under {root} could be read")
     scored_by_classifier = {"Ground truth": "colour", "Gray": "grey"}
     if model is not None:
         scored_by_classifier[f"checkpoint T={T:g}"] = "colorized"
@@ -244,7 +246,7 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@entry("evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
+
+from pretext.cli import entry
 
 log = logging.getLogger("pretext.export")
 
@@ -46,7 +47,7 @@ def export(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(config_path="../conf", config_name="export", version_base="1.3")
+@entry("export")
 def main(cfg: DictConfig) -> None:
     print(f"encoder: {export(cfg)}")
 

@@ -225,6 +225,9 @@ def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
     # net's initial weights would depend on whether a killed start had already saved the prior.
     with torch.random.fork_rng(devices=[]):
         counts, skipped = dataset_grid_histogram(items, num_workers=min(2, datamodule.num_workers))
+    if items and len(skipped) == len(items):
+        raise ValueError(f"none of the {len(items)} training images the prior is measured on could be read "
+                         f"(e.g. {skipped[0]}): check the data folder")  # fmt: skip
     gamut, outside = choose_gamut(str(cfg.color.gamut), counts, cfg.color.sigma)
     gamut.save(stats_file, grid_counts=counts.numpy())
     log.info(
@@ -238,8 +241,12 @@ def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
 def init_weights_from(net: nn.Module, ckpt: str) -> None:
     """Start from a checkpoint's weights (all layers whose shapes match: an L2 fine-tune keeps
     everything but the classifier)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    own = net.state_dict()
+    from pretext.checkpoint_files import read_checkpoint
+
+    loaded = read_checkpoint(ckpt)
+    if "state_dict" not in loaded:
+        raise ValueError(f"task.init_from={ckpt} is not a pretext checkpoint (pretext/train.py writes them)")
+    state, own = loaded["state_dict"], net.state_dict()
     taken = {
         k[len("net.") :]: v for k, v in state.items() if k.startswith("net.") and own.get(k[4:], v).shape == v.shape
     }

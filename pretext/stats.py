@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from pretext.ab_histogram import choose_gamut, dataset_grid_histogram
+from pretext.cli import entry
 from pretext.images import list_images
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def compute_stats(cfg: DictConfig) -> Path:
         files = files[: cfg.data.max_images]
     counts, skipped = dataset_grid_histogram(files, cfg.num_workers)
     if len(skipped) == len(files):
-        raise RuntimeError(f"none of the {len(files)} images under {cfg.data.root} could be read")
+        raise ValueError(f"none of the {len(files)} images under {cfg.data.root} could be read")
     gamut, outside = choose_gamut(str(cfg.gamut), counts, cfg.sigma)
     out = Path(cfg.output)
     gamut.save(
@@ -52,7 +52,7 @@ def compute_stats(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(config_path="../conf", config_name="stats", version_base="1.3")
+@entry("stats")
 def main(cfg: DictConfig) -> None:
     compute_stats(cfg)
 

@@ -19,11 +19,11 @@ import logging
 import os
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pretext.cli import entry, removed_on_mistake
 from pretext.run import fit, resume_checkpoint
 
 log = logging.getLogger("pretext.train")
@@ -42,9 +42,10 @@ def train(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
     resume_checkpoint(run_dir, cfg.resume)  # a run never overwrites another: fail before any work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    module = build_module(cfg, run_dir, datamodule)
-    outcome = fit(cfg, module, datamodule, group=cfg.task.name, job_type="pretext")
+    with removed_on_mistake(run_dir):
+        datamodule = instantiate(cfg.data)
+        module = build_module(cfg, run_dir, datamodule)
+        outcome = fit(cfg, module, datamodule, group=cfg.task.name, job_type="pretext")
     trainer, last = outcome.trainer, outcome.last
     result = {
         "run_dir": str(run_dir.resolve()),
@@ -64,7 +65,7 @@ def train(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(config_path="../conf", config_name="pretext", version_base="1.3")
+@entry("pretext")
 def main(cfg: DictConfig) -> None:
     result = train(cfg)
     print(f"run directory: {result['run_dir']}")
