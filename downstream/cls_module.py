@@ -4,9 +4,9 @@ labels ignored, 10-crop test, 11-point and area AP per class."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics.aggregation import CatMetric
 
 from downstream.ap import class_aps
 from downstream.finetune import FinetuneModule, run_blocks
@@ -40,8 +40,8 @@ class VocClassifier(FinetuneModule):
         nn.init.normal_(self.fc8.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc8.bias)
         self.head_lr_mult, self.dropout = head_lr_mult, dropout
-        self._scores: list[Tensor] = []
-        self._labels: list[Tensor] = []
+        # gathered from every rank at compute (DDP): the AP covers the whole test set
+        self.val_scores, self.val_labels = CatMetric(), CatMetric()
 
     def forward(self, rgb: Tensor) -> Tensor:
         x = encoder_input(rgb, self.net.in_channels)
@@ -63,14 +63,15 @@ class VocClassifier(FinetuneModule):
         crops, labels = payload
         n, k = crops.shape[:2]
         z = self(crops.flatten(0, 1)).view(n, k, -1).mean(1)  # the crops' mean score
-        self._scores.append(z.float().cpu())
-        self._labels.append(labels.cpu())
+        self.val_scores.update(z.float())
+        self.val_labels.update(labels.float())
 
     def compute_scores(self) -> dict:
-        if not self._scores:
+        if not self.val_scores.update_called:
             return {}
-        scores, labels = torch.cat(self._scores).numpy(), torch.cat(self._labels).numpy()
-        self._scores, self._labels = [], []
+        scores, labels = self.val_scores.compute().cpu().numpy(), self.val_labels.compute().cpu().numpy()
+        self.val_scores.reset()
+        self.val_labels.reset()
         aps = class_aps(scores, labels)
         defined = ~np.isnan(aps["ap11"])
         final = {

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from torchmetrics.aggregation import CatMetric
 from torchvision.models.detection import FasterRCNN
 
 from downstream.det_metrics import detection_aps
@@ -30,11 +31,9 @@ class Detector(FinetuneModule):
     ):
         super().__init__(net, freeze, lr, momentum, weight_decay, lr_step, lr_gamma)
         self.model, self.num_classes = model, num_classes
-        self._reset()
-
-    def _reset(self) -> None:
-        self._dets: dict[int, list] = defaultdict(list)
-        self._truths: dict[int, dict] = defaultdict(dict)
+        # rows gathered from every rank at compute (DDP): the AP covers the whole test set
+        self.val_dets = CatMetric()  # (class, image, score, x0, y0, x1, y1)
+        self.val_truths = CatMetric()  # (class, image, difficult, x0, y0, x1, y1)
 
     def train_step(self, payload):
         images, targets = payload
@@ -54,17 +53,25 @@ class Detector(FinetuneModule):
     def val_step(self, payload) -> None:
         images, targets = payload
         for out, t in zip(self.predict(images), targets, strict=True):
-            index = int(t["index"])
-            for box, label, score in zip(out["boxes"].cpu().numpy(), out["labels"].tolist(),
-                                         out["scores"].tolist(), strict=True):  # fmt: skip
-                self._dets[label].append((index, score, box))
-            boxes, labels, difficult = t["boxes"].cpu().numpy(), t["labels"].cpu().numpy(), t["difficult"].cpu().numpy()
-            for c in np.unique(labels):
-                self._truths[int(c)][index] = (boxes[labels == c], difficult[labels == c])
+            index = torch.full((len(out["boxes"]), 1), float(t["index"]), device=self.device)
+            self.val_dets.update(torch.cat([out["labels"][:, None].float(), index, out["scores"][:, None].float(),
+                                            out["boxes"].float()], 1))  # fmt: skip
+            index = torch.full((len(t["boxes"]), 1), float(t["index"]), device=self.device)
+            self.val_truths.update(torch.cat([t["labels"][:, None].float(), index, t["difficult"][:, None].float(),
+                                              t["boxes"].float()], 1))  # fmt: skip
 
     def compute_scores(self) -> dict:
-        aps = detection_aps(self._dets, self._truths, self.num_classes)
-        self._reset()
+        dets, truths = defaultdict(list), defaultdict(dict)
+        rows = self.val_dets.compute().cpu().numpy() if self.val_dets.update_called else np.zeros((0, 7))
+        for c, i, score, *box in rows.reshape(-1, 7):
+            dets[int(c)].append((int(i), float(score), np.array(box)))
+        rows = self.val_truths.compute().cpu().numpy() if self.val_truths.update_called else np.zeros((0, 7))
+        for c, i in {(int(r[0]), int(r[1])) for r in rows.reshape(-1, 7)}:
+            mine = rows[(rows[:, 0] == c) & (rows[:, 1] == i)]
+            truths[c][i] = (mine[:, 3:7], mine[:, 2].astype(bool))
+        self.val_dets.reset()
+        self.val_truths.reset()
+        aps = detection_aps(dets, truths, self.num_classes)
         defined = ~np.isnan(aps["ap11"])
         final = {
             "mAP11": float(np.nanmean(aps["ap11"])) if defined.any() else float("nan"),

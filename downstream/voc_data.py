@@ -94,7 +94,7 @@ class VocSegmentationData(ColorizationData):
     def val_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
-        sampler = ResumableSampler(len(self.val_items), shuffle=False, rank=rank, world=world)
+        sampler = ResumableSampler(len(self.val_items), shuffle=False, rank=rank, world=world, pad=False)
         return DataLoader(self._dataset(self.val_items, False), batch_size=1, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=self.collate)  # fmt: skip
 
