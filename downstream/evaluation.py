@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from downstream.results import Record, write_records
 from pretext.cli import removed_on_mistake
+from pretext.console import expect_frozen_modules
 from pretext.encoders import EncoderInfo, load_encoder
 from pretext.pretext_module import is_empty
 from pretext.run import fit
@@ -123,6 +124,7 @@ class Evaluation:
 def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
     """Fit and score ``evaluation`` as ``cfg`` says; its records go to ``cfg.results`` (null: none)."""
     os.environ.setdefault("WANDB_MODE", "offline")
+    expect_frozen_modules()
     loaded = evaluation.load(cfg)
     info: EncoderInfo = loaded[1]
     if cfg.run_name is None:

@@ -23,6 +23,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from pretext.console import quiet_console
+
 log = logging.getLogger(__name__)
 NOT_TRAINER_ARGS = ("gpus", "ckpt_every_n_steps")  # the suite's own trainer keys
 
@@ -267,6 +269,7 @@ class FitOutcome:
 def build_trainer(cfg: DictConfig, group: str | None = None, job_type: str | None = None) -> L.Trainer:
     """The Trainer of a run: ``cfg.trainer``, ``cfg.logger`` (wandb runs grouped by ``group`` and
     ``job_type``), ``cfg.callbacks`` and atomic checkpoint writes, in ``cfg.run_dir``."""
+    quiet_console()
     loggers = []
     for c in (cfg.logger or {}).values():
         extra = {"group": group, "job_type": job_type} if str(c._target_).endswith("WandbLogger") else {}
