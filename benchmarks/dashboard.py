@@ -31,17 +31,17 @@ import os
 import re
 import select
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.report import COMPARED, LAYERS, PUBLISHED_LINEAR, PUBLISHED_PASCAL
+from benchmarks.stats import Stat, difference, measurement_key, measurements, summarize, t_half_width  # noqa: F401
+from benchmarks.stats import protocol_key as _protocol
 from downstream.results import read_records
 from pretext.cli import user_errors
 
@@ -77,95 +77,6 @@ PUBLISHED_ROLE = {
     "Kraehenbuehl init": "kraehenbuehl",
     "Kraehenbuehl": "kraehenbuehl",
 }
-
-
-# ----------------------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Stat:
-    """A measurement over seeds: the mean, and its 95% t-interval when there are two seeds or more."""
-
-    mean: float
-    n: int
-    lo: float | None = None
-    hi: float | None = None
-    values: tuple[float, ...] = ()
-    seeds: tuple = ()
-    n_text: str = ""  # how n reads when it is not one number ("3 vs 1")
-
-    def text(self, signed: bool = False) -> str:
-        f = "{:+.1f}" if signed else "{:.1f}"
-        if self.lo is None:
-            return f.format(self.mean)
-        return f"{f.format(self.mean)} [{f.format(self.lo)}, {f.format(self.hi)}]"
-
-    @property
-    def n_label(self) -> str:
-        return f"n={self.n_text or self.n}"
-
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "n": self.n, "lo": self.lo, "hi": self.hi, "n_label": self.n_label}
-
-
-def t_half_width(sd: float, n: float, df: float) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df)) * sd / math.sqrt(n)
-
-
-def summarize(values, seeds=()) -> Stat:
-    values = tuple(float(v) for v in values)
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return Stat(mean, len(values), values=values, seeds=tuple(seeds))
-    h = t_half_width(statistics.stdev(values), len(values), len(values) - 1)
-    return Stat(mean, len(values), mean - h, mean + h, values, tuple(seeds))
-
-
-def difference(a: Stat, b: Stat) -> Stat:
-    """a minus b: paired over seeds when both hold the same seeds, else Welch's interval; no interval
-    when either side has a single seed."""
-    mean = a.mean - b.mean
-    if a.n < 2 or b.n < 2:
-        n_text = "1" if a.n == b.n == 1 else f"{a.n} vs {b.n}"
-        return Stat(mean, min(a.n, b.n), n_text=n_text)
-    if a.seeds and len(set(a.seeds)) == a.n and set(a.seeds) == set(b.seeds):
-        bv = dict(zip(b.seeds, b.values, strict=True))
-        diffs = [v - bv[s] for s, v in zip(a.seeds, a.values, strict=True)]
-        h = t_half_width(statistics.stdev(diffs), len(diffs), len(diffs) - 1)
-        return Stat(mean, a.n, mean - h, mean + h, n_text=f"{a.n} paired")
-    va, vb = statistics.variance(a.values) / a.n, statistics.variance(b.values) / b.n
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Stat(mean, min(a.n, b.n), mean, mean, n_text=f"{a.n} vs {b.n}")
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    h = t_half_width(se, 1, df)
-    return Stat(mean, min(a.n, b.n), mean - h, mean + h, n_text=f"{a.n} vs {b.n}")
-
-
-# ----------------------------------------------------------------------------------------- the store
-def _protocol(options: dict, drop=("seed",)) -> str:
-    return json.dumps({k: v for k, v in options.items() if k not in drop}, sort_keys=True)
-
-
-def measurement_key(r: dict) -> tuple:
-    """Everything that identifies a record except its seed: with an option `seed`, the checkpoint may
-    differ from seed to seed, so its digest is left out too."""
-    options = r.get("options", {})
-    digest = None if "seed" in options else r.get("checkpoint_digest")
-    role = r.get("pretext_method") or r["method"]
-    return (r["method"], role, r["evaluation"], r["layer"], r["dataset"], r["metric"], _protocol(options), digest)
-
-
-def measurements(records: list[dict]) -> dict[tuple, tuple[Stat, list[dict]]]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in records:
-        if isinstance(r.get("value"), (int, float)) and math.isfinite(r["value"]):
-            groups[measurement_key(r)].append(r)
-    out = {}
-    for key, rs in groups.items():
-        rs.sort(key=lambda r: str(r.get("options", {}).get("seed")))
-        out[key] = (summarize([r["value"] for r in rs], [r.get("options", {}).get("seed") for r in rs]), rs)
-    return out
 
 
 def _readable(protocol: str, drop=("input",)) -> str:

@@ -6,6 +6,12 @@
 Writes DIR/report.md (linear top-1 by layer per method; PASCAL classification / detection /
 segmentation per method; colorization AuC; the published numbers of SPEC.md in their own, marked
 rows) and DIR/linear_by_layer.png (accuracy by layer per method, beside the published curves).
+
+Records that differ only in an option ``seed`` are seeds of one cell: the cell shows their mean ± the
+half-width of the 95% t-interval, and each colorization-minus-baseline difference its own interval
+(``benchmarks/stats.py``, shared with the dashboard); a single seed shows its value, marked n=1.
+PASCAL scores on fewer than 100 test images (the records' option ``images``) sit in rows labelled
+"pipeline check (N images)".
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.stats import Stat, difference, measurements
 from downstream.results import read_records
 from pretext.cli import user_errors
 from pretext.nets import PROBE_LAYERS
@@ -42,26 +49,47 @@ PUBLISHED_PASCAL = {
 COMPARED = ("context_encoder", "gaussian")
 
 
+PIPELINE_CHECK_BELOW = 100  # a PASCAL score on fewer test images checks the pipeline; it is not a score
+
+
 def fmt(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def linear_rows(records: list[dict]) -> dict[tuple, dict[str, float]]:
-    """{(method, dataset, pool, schedule, steps): {layer: top-1}}."""
+def cell(stat: Stat | None, signed: bool = False) -> str:
+    """``mean ± half-width`` of the 95% t-interval over seeds, or the value alone for one seed (the
+    table's n column says which)."""
+    if stat is None:
+        return "-"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    if stat.lo is None:
+        return f.format(stat.mean)
+    return f"{f.format(stat.mean)} ± {(stat.hi - stat.lo) / 2:.1f}"
+
+
+def n_column(stats) -> str:
+    return "/".join(sorted({s.n_label for s in stats})) or "-"
+
+
+def linear_rows(records: list[dict]) -> dict[tuple, dict[str, Stat]]:
+    """{(method, dataset, pool, schedule, steps): {layer: top-1 over seeds}}: records that differ only
+    in an option ``seed`` are seeds of one cell (:func:`benchmarks.stats.measurements`)."""
     rows: dict[tuple, dict] = defaultdict(dict)
-    for r in records:
-        if r["evaluation"] == "linear_probe" and r["metric"] == "top1":
-            o = r["options"]
-            rows[(r["method"], r["dataset"], o.get("pool"), o.get("schedule"), o.get("steps"))][r["layer"]] = r["value"]
+    for (method, _role, ev, layer, dataset, metric, _proto, _digest), (stat, rs) in measurements(records).items():
+        if ev == "linear_probe" and metric == "top1":
+            o = rs[0]["options"]
+            rows[(method, dataset, o.get("pool"), o.get("schedule"), o.get("steps"))][layer] = stat
     return dict(rows)
 
 
 def linear_table(rows) -> list[str]:
-    out = ["| method | dataset | pool | schedule (steps) | " + " | ".join(LAYERS) + " |",
-           "|---|---|---|---|" + "---|" * len(LAYERS)]  # fmt: skip
+    out = ["Each cell: the mean over seeds ± the half-width of its 95% t-interval; n: the seeds (n=1: one run, "
+           "no interval).", "",
+           "| method | dataset | pool | schedule (steps) | " + " | ".join(LAYERS) + " | n (seeds) |",
+           "|---|---|---|---|" + "---|" * len(LAYERS) + "---|"]  # fmt: skip
     for (method, dataset, pool, sched, steps), vals in sorted(rows.items(), key=lambda kv: str(kv[0])):
         out.append(f"| {method} | {dataset} | {pool} | {sched} ({steps}) | "
-                   + " | ".join(fmt(vals.get(x)) for x in LAYERS) + " |")  # fmt: skip
+                   + " | ".join(cell(vals.get(x)) for x in LAYERS) + f" | {n_column(vals.values())} |")  # fmt: skip
     out += ["", "Published (SPEC.md: AlexNet on ImageNet-1k, resize protocol, 140k steps; not comparable in "
             "scale, shown for the ordering):", "", "| *published* method | conv1 | conv2 | conv3 | conv4 | conv5 |",
             "|---|---|---|---|---|---|"]  # fmt: skip
@@ -71,7 +99,8 @@ def linear_table(rows) -> list[str]:
 
 def comparison(rows) -> list[str]:
     """Colorization minus each compared method, layer by layer, under the same protocol (dataset,
-    pool, schedule), beside the paper's difference."""
+    pool, schedule), beside the paper's difference: with several seeds, the difference ± the
+    half-width of its 95% t-interval (paired when both hold the same seeds, else Welch's)."""
     paper = {"context_encoder": "Context Encoders", "gaussian": "Gaussian random"}
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for (method, dataset, pool, sched, _steps), vals in rows.items():
@@ -82,39 +111,66 @@ def comparison(rows) -> list[str]:
             continue
         color = methods["colorization"]
         out += [f"{dataset}, pool={pool}, schedule={sched}:", "",
-                "| colorization minus | " + " | ".join(LAYERS[:5]) + " |", "|---|" + "---|" * 5]  # fmt: skip
+                "| colorization minus | " + " | ".join(LAYERS[:5]) + " | n (seeds) |",
+                "|---|" + "---|" * 5 + "---|"]  # fmt: skip
         for other in (m for m in COMPARED if m in methods):
             vals = methods[other]
-            ours = [color[x] - vals[x] if x in color and x in vals else None for x in LAYERS[:5]]
+            ours = {x: difference(color[x], vals[x]) for x in LAYERS[:5] if x in color and x in vals}
             pub = [c - o for c, o in zip(PUBLISHED_LINEAR["Colorization"], PUBLISHED_LINEAR[paper[other]], strict=True)]
-            out.append(f"| {other} (here) | " + " | ".join("-" if v is None else f"{v:+.1f}" for v in ours) + " |")
-            out.append(f"| *{paper[other]} (paper)* | " + " | ".join(f"{v:+.1f}" for v in pub) + " |")
+            out.append(f"| {other} (here) | " + " | ".join(cell(ours.get(x), signed=True) for x in LAYERS[:5])
+                       + f" | {n_column(ours.values())} |")  # fmt: skip
+            out.append(f"| *{paper[other]} (paper)* | " + " | ".join(f"{v:+.1f}" for v in pub) + " | - |")
         out.append("")
     return out
 
 
+def pascal_column(evaluation: str, layer: str, metric: str) -> str | None:
+    if evaluation == "pascal_cls" and metric == "mAP11":
+        return {"freeze:conv5": "cls fc6-8", "freeze:none": "cls all"}.get(layer, f"cls {layer}")
+    if evaluation == "pascal_det" and metric == "mAP11":
+        return "det"
+    if evaluation == "pascal_seg" and metric == "mIoU":
+        return "seg"
+    return None
+
+
+def pipeline_check(options: dict) -> str | None:
+    """How a PASCAL record that only checks the pipeline is labelled, or None for a score: fewer than
+    PIPELINE_CHECK_BELOW test images (the records' option ``images``), or, in records older than that
+    option, the short schedule (``conf/*_schedule/short.yaml``: made for a handful of images)."""
+    images = options.get("images")
+    if images is not None:
+        return f"pipeline check ({images} images)" if images < PIPELINE_CHECK_BELOW else None
+    if options.get("schedule") == "short":
+        return "pipeline check (short schedule; test images not recorded)"
+    return None
+
+
 def pascal_table(records: list[dict]) -> list[str]:
-    cells: dict[str, dict[str, float]] = defaultdict(dict)
+    """One row per method and kind of data: scores on fewer than PIPELINE_CHECK_BELOW test images sit in
+    rows of their own, labelled "pipeline check (N images)" in the table itself."""
+    rows: dict[tuple[str, str], dict[str, tuple[Stat, int | None]]] = defaultdict(dict)
     datasets = set()
-    for r in records:
-        e, m = r["evaluation"], r["metric"]
-        if e == "pascal_cls" and m == "mAP11":
-            col = {"freeze:conv5": "cls fc6-8", "freeze:none": "cls all"}.get(r["layer"], f"cls {r['layer']}")
-        elif e == "pascal_det" and m == "mAP11":
-            col = "det"
-        elif e == "pascal_seg" and m == "mIoU":
-            col = "seg"
-        else:
+    for (method, _role, ev, layer, dataset, metric, _proto, _digest), (stat, rs) in measurements(records).items():
+        col = pascal_column(ev, layer, metric)
+        if col is None:
             continue
-        cells[r["method"]][col] = r["value"]
-        datasets.add(r["dataset"])
+        options = rs[0]["options"]
+        rows[(method, pipeline_check(options) or "")][col] = (stat, options.get("images"))
+        datasets.add(dataset)
     cols = ["cls fc6-8", "cls all", "det", "seg"]
-    extra = sorted({c for v in cells.values() for c in v} - set(cols))
-    cols += extra
+    cols += sorted({c for v in rows.values() for c in v} - set(cols))
     names = ", ".join(sorted(datasets)) or "-"
-    out = [f"Datasets: {names}. cls: VOC07 mAP (11-point); det: VOC07 mAP@0.5 (11-point); seg: mean IoU (21 classes).",
-           "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]  # fmt: skip
-    out += [f"| {m} | " + " | ".join(fmt(v.get(c)) for c in cols) + " |" for m, v in sorted(cells.items())]
+    out = [f"Datasets: {names}. cls: VOC07 mAP (11-point); det: VOC07 mAP@0.5 (11-point); seg: mean IoU (21 classes). "
+           f"Scores on fewer than {PIPELINE_CHECK_BELOW} test images are pipeline checks, not scores: their rows say "
+           "so. Each cell: the mean over seeds (± the half-width of its 95% t-interval with two seeds or more).", "",
+           "| method | test data | " + " | ".join(cols) + " | n (seeds) |",
+           "|---|---|" + "---|" * len(cols) + "---|"]  # fmt: skip
+    for (method, check), v in sorted(rows.items()):
+        counts = sorted({n for _, n in v.values() if n is not None})
+        data = check or (" / ".join(f"{n} images" for n in counts) if counts else "-")
+        out.append(f"| {method} | {data} | " + " | ".join(cell(v[c][0]) if c in v else "-" for c in cols)
+                   + f" | {n_column(s for s, _ in v.values())} |")  # fmt: skip
     out += ["", "| *published* method | cls fc6-8 | cls all | det | seg |", "|---|---|---|---|---|"]
     out += [f"| *published* {m} | " + " | ".join(fmt(v) for v in vals) + " |" for m, vals in PUBLISHED_PASCAL.items()]
     return out
@@ -144,8 +200,12 @@ def plot_linear(rows, path: Path) -> Path:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for (method, _dataset, pool, sched, _steps), vals in sorted(rows.items(), key=lambda kv: str(kv[0])):
         xs = [x for x in LAYERS[:5] if x in vals]  # placed by index: conv1..conv5 whatever is present
-        ax.plot([LAYERS.index(x) for x in xs], [vals[x] for x in xs], marker="o", label=f"{method} ({pool}, {sched})")
-    ax.set_title("this suite: linear top-1 by layer")
+        means = [vals[x].mean for x in xs]
+        err = [[vals[x].mean - vals[x].lo if vals[x].lo is not None else 0 for x in xs],
+               [vals[x].hi - vals[x].mean if vals[x].hi is not None else 0 for x in xs]]  # fmt: skip
+        ax.errorbar([LAYERS.index(x) for x in xs], means, yerr=err, marker="o", capsize=3,
+                    label=f"{method} ({pool}, {sched})")  # fmt: skip
+    ax.set_title("this suite: linear top-1 by layer (bars: 95% CI over seeds)")
     ax.set_ylabel("top-1 (%)")
     ax.legend(fontsize=7)
     for m, vals in PUBLISHED_LINEAR.items():

@@ -34,7 +34,7 @@ class PascalClassification(FinetuneEvaluation):
         )  # fmt: skip
 
     def records(self, cfg, info, loaded, scores, step, datamodule):
-        options = self.base_options(cfg, info, loaded, step) | {"test": "10-crop"}
+        options = self.base_options(cfg, info, loaded, step) | {"test": "10-crop", "images": len(datamodule.val_items)}
         return [
             make_record(info, self.name, f"freeze:{cfg.freeze}", options, cfg.data.name, metric, scores[metric],
                         label=cfg.label, classes_scored=scores["classes_scored"], pretext=info.extra,

@@ -36,7 +36,7 @@ class PascalDetection(FinetuneEvaluation):
         train_sets = "+".join(f"{y}{s_}" for y, s_ in cfg.data.train_sets)
         options = self.base_options(cfg, info, loaded, step) | {
             "roi": cfg.roi, "train_sets": train_sets, "train_scales": list(cfg.train_scales),
-            "test_scale": int(cfg.test_scale), "iou": 0.5}  # fmt: skip
+            "test_scale": int(cfg.test_scale), "iou": 0.5, "images": len(datamodule.val_items)}  # fmt: skip
         return [
             make_record(info, self.name, f"freeze:{cfg.freeze}", options, cfg.data.name, metric, scores[metric],
                         label=cfg.label, classes_scored=scores["classes_scored"], pretext=info.extra,

@@ -60,7 +60,8 @@ class PascalSegmentation(FinetuneEvaluation):
 
     def records(self, cfg, info, loaded, scores, step, datamodule):
         options = self.base_options(cfg, info, loaded, step) | {
-            "variant": cfg.variant, "extra_annotations": bool(cfg.data.extra_root)}  # fmt: skip
+            "variant": cfg.variant, "extra_annotations": bool(cfg.data.extra_root),
+            "images": len(datamodule.val_items)}  # fmt: skip
         per_class = dict(zip(("background", *VOC_CLASSES), scores["iou"], strict=True))
         return [
             make_record(info, self.name, cfg.variant, options, cfg.data.name, metric, scores[metric], label=cfg.label,

@@ -1,4 +1,5 @@
-"""The report renders every table and the plot from a constructed store."""
+"""The report renders every table and the plot from a constructed store; seeds become intervals and
+PASCAL scores on a handful of images are labelled as pipeline checks in the table."""
 
 from downstream.results import make_record, write_records
 from pretext.encoders import EncoderInfo
@@ -29,9 +30,56 @@ def test_report_renders_every_table_and_plot_from_a_store(tmp_path):
     for heading in ("## Linear probes", "## Colorization against Context Encoders", "## PASCAL VOC",
                     "## Colorization quality"):  # fmt: skip
         assert heading in md
-    assert "| colorization | imagenette | resize | short (9) | 10.0 | 11.0 | 12.0 | 13.0 | 14.0 | - |" in md
-    assert "| context_encoder (here) | -1.0 | -1.0 | -1.0 | -1.0 | -1.0 |" in md  # colorization minus CE
-    assert "| supervised | 43.0 | 53.0 | 33.0 | 23.0 |" in md  # cls fc6-8, cls all, det, seg
+    assert "| colorization | imagenette | resize | short (9) | 10.0 | 11.0 | 12.0 | 13.0 | 14.0 | - | n=1 |" in md
+    assert "| context_encoder (here) | -1.0 | -1.0 | -1.0 | -1.0 | -1.0 | n=1 |" in md  # colorization minus CE
+    assert "| supervised | - | 43.0 | 53.0 | 33.0 | 23.0 | n=1 |" in md  # cls fc6-8, cls all, det, seg
     assert "| *published* Colorization | 13.1 | 24.7 | 31.0 | 32.6 | 31.8 |" in md
     assert "| colorization | 90.1 | 60.2 | 5 |" in md and "| Gray (same images) | 89.0 | 58.0 | |" in md
     assert (tmp_path / "out" / "linear_by_layer.png").stat().st_size > 10_000
+
+
+def test_seeds_give_mean_and_t_interval_and_differences_with_their_own(tmp_path):
+    from scipy import stats
+
+    from benchmarks.report import render
+
+    store = tmp_path / "results.jsonl"
+    values = {"colorization": (30.0, 31.5, 33.0), "gaussian": (20.0, 21.0, 22.0), "context_encoder": (25.0,)}
+    records = []
+    for method, vals in values.items():
+        for seed, v in enumerate(vals):
+            info = EncoderInfo(method, f"/{method}-{seed}.ckpt", f"{method}{seed}", 1, LAYERS)
+            options = {"pool": "resize", "schedule": "short", "steps": 9, "seed": seed}
+            records += [make_record(info, "linear_probe", x, options, "imagenette", "top1", v + i)
+                        for i, x in enumerate(LAYERS)]  # fmt: skip
+    write_records(store, records)
+    md = render(store, tmp_path / "out").read_text()
+    h = stats.t.ppf(0.975, 2) * stats.tstd([30.0, 31.5, 33.0]) / 3**0.5  # 3.73
+    assert f"| colorization | imagenette | resize | short (9) | 31.5 ± {h:.1f} | 32.5 ± {h:.1f} |" in md
+    assert "| context_encoder | imagenette | resize | short (9) | 25.0 | 26.0 | 27.0 | 28.0 | 29.0 | - | n=1 |" in md
+    assert "| - | n=3 |" in md  # the colorization and gaussian rows: 3 seeds
+    d = stats.t.ppf(0.975, 2) * stats.tstd([10.0, 10.5, 11.0]) / 3**0.5  # paired over seeds 0, 1, 2: 1.24
+    assert f"| gaussian (here) | +10.5 ± {d:.1f} | +10.5 ± {d:.1f} | +10.5 ± {d:.1f} | +10.5 ± {d:.1f} |" in md
+    assert "+10.5 ± 1.2 | n=3 paired |" in md
+    assert "| context_encoder (here) | +6.5 | +6.5 | +6.5 | +6.5 | +6.5 | n=3 vs 1 |" in md  # no interval with one
+
+
+def test_pascal_rows_on_a_handful_of_images_are_labelled_pipeline_checks(tmp_path):
+    from benchmarks.report import render
+
+    store = tmp_path / "results.jsonl"
+    info = EncoderInfo("colorization", "/c.ckpt", "d0", 1, LAYERS)
+    records = [  # voc_mini-sized: 5 VOC07 test images, 3 VOC12 val images; then the full splits
+        make_record(info, "pascal_cls", "freeze:conv5", {"images": 5, "schedule": "short"}, "voc07", "mAP11", 64.1),
+        make_record(info, "pascal_det", "freeze:conv2", {"images": 5, "schedule": "short"}, "voc07_det", "mAP11", 7.0),
+        make_record(info, "pascal_seg", "fcn32s", {"images": 3, "schedule": "short"}, "voc12_seg", "mIoU", 12.5),
+        make_record(info, "pascal_cls", "freeze:conv5", {"images": 4952}, "voc07", "mAP11", 61.0),
+        make_record(info, "pascal_seg", "fcn32s", {"images": 1449}, "voc12_seg", "mIoU", 35.0),
+        make_record(info, "pascal_cls", "freeze:none", {"schedule": "short"}, "voc07", "mAP11", 70.0),  # older record
+    ]  # fmt: skip
+    write_records(store, records)
+    md = render(store, tmp_path / "out").read_text()
+    assert "| colorization | pipeline check (5 images) | 64.1 | - | 7.0 | - | n=1 |" in md
+    assert "| colorization | pipeline check (3 images) | - | - | - | 12.5 | n=1 |" in md
+    assert "| colorization | 1449 images / 4952 images | 61.0 | - | - | 35.0 | n=1 |" in md
+    assert "| colorization | pipeline check (short schedule; test images not recorded) | - | 70.0 | - | - | n=1 |" in md
