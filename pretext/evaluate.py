@@ -6,7 +6,9 @@
 
 AuC of the cumulative accuracy curve over thresholds 0..150 (ab L2 error), plain and rebalanced
 (each pixel weighted by the pure inverse prior of its true bin), at full image resolution,
-streaming over the dataset. Writes results.json, table.md, best_worst.png (and auc_vs_T.png).
+streaming over the dataset. Writes results.json, table.md, best_worst.png (and auc_vs_T.png) and
+prints where they are. An unreadable image is skipped and named; the Random row pairs each image
+with another readable one, so an unreadable partner never drops a good image.
 """
 
 from __future__ import annotations
@@ -74,6 +76,30 @@ def classify(net, rgb: torch.Tensor, size: int) -> int:
         return int(net(x).argmax(1))
 
 
+def read_image(path: Path, device) -> torch.Tensor | None:
+    """(1, 3, H, W) uint8 on ``device``, or None when the file cannot be decoded."""
+    try:
+        return read_rgb(path).to(device)[None]
+    except (RuntimeError, OSError, ValueError) as err:
+        log.debug("unreadable image %s: %s", path, err)
+        return None
+
+
+def random_partner(i: int, order: list[int], files: list[Path], unreadable: set[int], device) -> torch.Tensor:
+    """The Random row's colours for image ``i``: those of image ``order[i]``, else of the next image in
+    ``order`` that reads (never ``i`` itself while another is readable; ``i`` alone: itself)."""
+    n = len(files)
+    for step in range(n):
+        j = order[(i + step) % n]
+        if j == i or j in unreadable:
+            continue
+        img = read_image(files[j], device)
+        if img is not None:
+            return img
+        unreadable.add(j)
+    return read_image(files[i], device)
+
+
 def measure_prior(files: list[Path], gamut: Gamut) -> Gamut:
     counts, unreadable = dataset_grid_histogram(files, num_workers=0)
     if len(unreadable) == len(files):
@@ -113,14 +139,14 @@ def evaluate(cfg: DictConfig) -> dict:
     hits = {"colour": 0, "grey": 0, "colorized": 0}
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
     per_image: list[tuple[float, int]] = []
-    skipped = []
+    skipped, unreadable = [], set()
     for i in track(range(len(files)), description="scoring"):
-        try:
-            rgb = read_rgb(files[i]).to(device)[None]
-            other = read_rgb(files[order[i] if order[i] != i else order[(i + 1) % len(files)]]).to(device)[None]
-        except RuntimeError:
+        rgb = None if i in unreadable else read_image(files[i], device)
+        if rgb is None:
             skipped.append(str(files[i]))
+            unreadable.add(i)
             continue
+        other = random_partner(i, order, files, unreadable, device)
         lab = rgb_to_lab(rgb)
         ab = lab[:, 1:]
         _, _, nearest = encoder(ab)
@@ -178,12 +204,19 @@ def evaluate(cfg: DictConfig) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "table.md").write_text(markdown_table(table))
-    best_worst(files, per_image, model, T, cfg.net_size, device, out_dir / "best_worst.png")
+    written = {"results": out_dir / "results.json", "table": out_dir / "table.md",
+               "best and worst": out_dir / "best_worst.png"}  # fmt: skip
+    written["results"].write_text(json.dumps(result, indent=2) + "\n")
+    written["table"].write_text(markdown_table(table))
+    best_worst(files, per_image, model, T, cfg.net_size, device, written["best and worst"])
     if len(Ts) > 1:
-        plot_sweep([r for r in table if r["method"].startswith("checkpoint")], out_dir / "auc_vs_T.png")
+        written["AuC against T"] = out_dir / "auc_vs_T.png"
+        plot_sweep([r for r in table if r["method"].startswith("checkpoint")], written["AuC against T"])
     print_table(table, result)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}: " + ", ".join(skipped))
+    for what, path in written.items():
+        print(f"{what}: {path}")
     return result
 
 
@@ -211,22 +244,42 @@ def print_table(rows: list[dict], result: dict) -> None:
 
 
 def best_worst(files, per_image, model, T, net_size, device, path: Path, n: int = 4) -> None:
-    """Rows of grey | colorized (Gray when no checkpoint) | truth for the worst and best images."""
+    """Rows of grey | colorized (Gray when no checkpoint) | truth for the worst and best images by
+    rebalanced AuC, each row labelled with its rank, its score and its file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from torchvision.transforms.v2.functional import center_crop, resize
-    from torchvision.utils import make_grid, save_image
 
     ranked = sorted(per_image)
-    picks = ranked[:n] + ranked[-n:]
-    tiles = []
-    for _, i in picks:
+    if len(ranked) <= 2 * n:  # few images: all of them, the lower half as worst
+        half = (len(ranked) + 1) // 2
+        picks = [(f"worst {k + 1}", *ranked[k]) for k in range(half)]
+        picks += [(f"best {len(ranked) - k}", *ranked[k]) for k in range(half, len(ranked))]
+    else:
+        picks = [(f"worst {k + 1}", *ranked[k]) for k in range(n)]
+        picks += [(f"best {n - k}", *ranked[len(ranked) - n + k]) for k in range(n)]
+    middle = f"colorized (T={T:g})" if model is not None else "Gray (no checkpoint)"
+    fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.3 * len(picks) + 0.3), squeeze=False)
+    for row, (label, score, i) in enumerate(picks):
         rgb = center_crop(resize(read_rgb(files[i]), 192, antialias=True), 192).to(device)[None]
         lab = rgb_to_lab(rgb)
         pred = torch.zeros_like(lab[:, 1:])
         if model is not None:
             pred = full_size_ab(net_output(model.net, rgb, net_size), model, T, lab.shape[-2:])
         grey = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(pred)], 1))
-        tiles += [grey[0], lab_to_rgb(torch.cat([lab[:, :1], pred], 1))[0], rgb[0].float() / 255]
-    save_image(make_grid(torch.stack(tiles).cpu(), nrow=3, padding=3, pad_value=1.0), path)
+        tiles = (grey[0], lab_to_rgb(torch.cat([lab[:, :1], pred], 1))[0], rgb[0].float() / 255)
+        for col, (tile, title) in enumerate(zip(tiles, ("grey", middle, "truth"), strict=True)):
+            ax = axes[row, col]
+            ax.imshow(tile.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label} | {title}", fontsize=8)
+        axes[row, 0].set_ylabel(f"{label}\nrebal AuC {score:.1f}\n{Path(files[i]).name}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_sweep(rows: list[dict], path: Path) -> None:

@@ -116,6 +116,31 @@ def test_gray_row_matches_the_metric_computed_by_hand(photo_folder, tmp_path):
     assert gray["auc"] == pytest.approx(auc(torch.cat(errs)).item(), abs=1e-6)
 
 
+def test_an_unreadable_image_is_skipped_and_named_and_never_drops_its_random_partner(photo_folder, tmp_path, capsys):
+    from pretext.images import list_images
+
+    good = list_images(photo_folder)
+    Image.open(photo_folder / "n0001" / "0.png").save(tmp_path / "full.jpg")
+    bad = photo_folder / "n0002" / "9_truncated.jpg"
+    bad.write_bytes((tmp_path / "full.jpg").read_bytes()[:300])  # a JPEG cut short: cannot be decoded
+    files = list_images(photo_folder)
+    b = files.index(bad)
+    # a seed for which the truncated file is some good image's Random partner
+    def partner_of_bad(seed):
+        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+        return any(j == b and i != b for i, j in enumerate(order))
+
+    seed = next(s for s in range(100) if partner_of_bad(s))
+    result = evaluate(_compose("evaluate", f"data.root={photo_folder}", f"output={tmp_path / 'e'}", f"seed={seed}"))
+    assert result["images"] == len(good) == 6  # every good image scored
+    assert result["skipped"] == [str(bad)]
+    out = capsys.readouterr().out
+    assert f"skipped 1 unreadable image: {bad}" in out
+    for name in ("results.json", "table.md", "best_worst.png"):
+        assert f"{tmp_path / 'e' / name}" in out and (tmp_path / "e" / name).is_file()
+    assert Image.open(tmp_path / "e" / "best_worst.png").size[1] > Image.open(tmp_path / "e" / "best_worst.png").size[0]
+
+
 def test_colorize_a_file_a_folder_and_side_by_side(ckpt, photo_folder, tmp_path):
     src = photo_folder / "n0001" / "0.png"
     out = tmp_path / "one.jpg"
