@@ -4,11 +4,12 @@ labels ignored, 10-crop test, 11-point and area AP per class."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.aggregation import CatMetric
 
 from downstream.ap import class_aps
+from downstream.evaluation import gather_rows
 from downstream.finetune import FinetuneModule, run_blocks
 from pretext.nets import AlexNetCC
 from pretext.predict import encoder_input
@@ -40,8 +41,7 @@ class VocClassifier(FinetuneModule):
         nn.init.normal_(self.fc8.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc8.bias)
         self.head_lr_mult, self.dropout = head_lr_mult, dropout
-        # gathered from every rank at compute (DDP): the AP covers the whole test set
-        self.val_scores, self.val_labels = CatMetric(), CatMetric()
+        self._rows: list[Tensor] = []  # (scores | labels) per image, gathered from every rank at compute
 
     def forward(self, rgb: Tensor) -> Tensor:
         x = encoder_input(rgb, self.net.in_channels)
@@ -63,15 +63,14 @@ class VocClassifier(FinetuneModule):
         crops, labels = payload
         n, k = crops.shape[:2]
         z = self(crops.flatten(0, 1)).view(n, k, -1).mean(1)  # the crops' mean score
-        self.val_scores.update(z.float())
-        self.val_labels.update(labels.float())
+        self._rows.append(torch.cat([z.float(), labels.float()], 1).detach())
 
     def compute_scores(self) -> dict:
-        if not self.val_scores.update_called:
+        k = self.fc8.out_features
+        rows, self._rows = gather_rows(self._rows, 2 * k), []
+        if not len(rows):
             return {}
-        scores, labels = self.val_scores.compute().cpu().numpy(), self.val_labels.compute().cpu().numpy()
-        self.val_scores.reset()
-        self.val_labels.reset()
+        scores, labels = rows[:, :k], rows[:, k:]
         aps = class_aps(scores, labels)
         defined = ~np.isnan(aps["ap11"])
         final = {

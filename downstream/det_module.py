@@ -7,11 +7,11 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from torchmetrics.aggregation import CatMetric
 from torchvision.models.detection import FasterRCNN
 
 from downstream.det_metrics import detection_aps
 from downstream.detector import set_scales, to_float
+from downstream.evaluation import gather_rows
 from downstream.finetune import FinetuneModule
 from pretext.nets import AlexNetCC
 
@@ -32,8 +32,8 @@ class Detector(FinetuneModule):
         super().__init__(net, freeze, lr, momentum, weight_decay, lr_step, lr_gamma)
         self.model, self.num_classes = model, num_classes
         # rows gathered from every rank at compute (DDP): the AP covers the whole test set
-        self.val_dets = CatMetric()  # (class, image, score, x0, y0, x1, y1)
-        self.val_truths = CatMetric()  # (class, image, difficult, x0, y0, x1, y1)
+        self._dets: list = []  # (class, image, score, x0, y0, x1, y1)
+        self._truths: list = []  # (class, image, difficult, x0, y0, x1, y1)
 
     def train_step(self, payload):
         images, targets = payload
@@ -54,23 +54,21 @@ class Detector(FinetuneModule):
         images, targets = payload
         for out, t in zip(self.predict(images), targets, strict=True):
             index = torch.full((len(out["boxes"]), 1), float(t["index"]), device=self.device)
-            self.val_dets.update(torch.cat([out["labels"][:, None].float(), index, out["scores"][:, None].float(),
+            self._dets.append(torch.cat([out["labels"][:, None].float(), index, out["scores"][:, None].float(),
                                             out["boxes"].float()], 1))  # fmt: skip
             index = torch.full((len(t["boxes"]), 1), float(t["index"]), device=self.device)
-            self.val_truths.update(torch.cat([t["labels"][:, None].float(), index, t["difficult"][:, None].float(),
+            self._truths.append(torch.cat([t["labels"][:, None].float(), index, t["difficult"][:, None].float(),
                                               t["boxes"].float()], 1))  # fmt: skip
 
     def compute_scores(self) -> dict:
         dets, truths = defaultdict(list), defaultdict(dict)
-        rows = self.val_dets.compute().cpu().numpy() if self.val_dets.update_called else np.zeros((0, 7))
-        for c, i, score, *box in rows.reshape(-1, 7):
+        rows, self._dets = gather_rows(self._dets, 7), []
+        for c, i, score, *box in rows:
             dets[int(c)].append((int(i), float(score), np.array(box)))
-        rows = self.val_truths.compute().cpu().numpy() if self.val_truths.update_called else np.zeros((0, 7))
-        for c, i in {(int(r[0]), int(r[1])) for r in rows.reshape(-1, 7)}:
+        rows, self._truths = gather_rows(self._truths, 7), []
+        for c, i in {(int(r[0]), int(r[1])) for r in rows}:
             mine = rows[(rows[:, 0] == c) & (rows[:, 1] == i)]
             truths[c][i] = (mine[:, 3:7], mine[:, 2].astype(bool))
-        self.val_dets.reset()
-        self.val_truths.reset()
         aps = detection_aps(dets, truths, self.num_classes)
         defined = ~np.isnan(aps["ap11"])
         final = {

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch import Tensor
 
 from downstream.results import Record, write_records
 from pretext.cli import removed_on_mistake
@@ -66,6 +69,17 @@ class EvaluationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.scores = Scores(self.global_step, self.compute_scores())
+
+
+def gather_rows(rows: list[Tensor], width: int) -> np.ndarray:
+    """This rank's score rows (tensors of ``width`` columns) concatenated with every other rank's
+    (DDP): an AP over the whole validation set, whatever the ranks held (none included)."""
+    local = torch.cat(rows).float().cpu().numpy() if rows else np.zeros((0, width), np.float32)
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local
+    every: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(every, local)
+    return np.concatenate(every)
 
 
 @dataclass
