@@ -34,6 +34,16 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def repo_path(path: str | Path) -> str:
+    """A path as results name it: relative to the repository when inside it (records then read the
+    same on every machine), else absolute."""
+    path = Path(path).expanduser().resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def file_digest(path: str | Path) -> str:
     """sha256 of a file (first 16 hex): what names a checkpoint in results."""
     h = hashlib.sha256()

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pretext.checkpoint_files import encoder_state, file_digest, net_from_state, read_checkpoint
+from pretext.checkpoint_files import encoder_state, file_digest, net_from_state, read_checkpoint, repo_path
 from pretext.nets import AlexNetCC
 from pretext.predict import encoder_input
 
@@ -100,7 +100,7 @@ def load_encoder(
     loaded = read_checkpoint(path)
     state, method = encoder_state(loaded, path)
     net = net_from_state(state)
-    info = EncoderInfo(method, str(path.resolve()), file_digest(path), net.in_channels, tuple(net.blocks._modules))
+    info = EncoderInfo(method, repo_path(path), file_digest(path), net.in_channels, tuple(net.blocks._modules))
     info.extra = pretext_options(loaded)
     return net, info
 

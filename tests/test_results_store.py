@@ -38,3 +38,10 @@ def test_a_half_written_last_line_is_dropped(tmp_path):
 def test_a_record_without_its_key_is_refused(tmp_path):
     with pytest.raises(ValueError, match="missing layer"):
         Record.from_dict({k: v for k, v in rec("conv1", 1).to_dict().items() if k != "layer"})
+
+
+def test_records_name_checkpoints_relative_to_the_repository(tmp_path):
+    from pretext.checkpoint_files import REPO, repo_path
+
+    assert repo_path(REPO / "outputs" / "x" / "last.ckpt") == "outputs/x/last.ckpt"
+    assert repo_path(tmp_path / "a.ckpt") == str((tmp_path / "a.ckpt").resolve())  # outside: absolute
