@@ -152,13 +152,18 @@ def removed_on_mistake(*paths: str | Path | None):
 
 
 def check_writable(*paths: str | Path | None) -> None:
-    """Each path can be created (its nearest existing ancestor is a folder), or a clear error."""
+    """Each path can be written: it is there and writable, or its nearest existing ancestor is a
+    writable folder; else a clear error."""
     for path in (Path(p) for p in paths if p):
-        up = path
-        while not up.exists() and up != up.parent:
-            up = up.parent
-        if not up.is_dir() or not os.access(up, os.W_OK):
-            raise PermissionError(f"{path} cannot be written ({up} is not a writable folder): choose another "
+        if path.exists():
+            ok, where = os.access(path, os.W_OK), path
+        else:
+            where = path.parent
+            while not where.exists() and where != where.parent:
+                where = where.parent
+            ok = where.is_dir() and os.access(where, os.W_OK)
+        if not ok:
+            raise PermissionError(f"{path} cannot be written ({where} is not a writable folder): choose another "
                                   "output or run folder")  # fmt: skip
 
 

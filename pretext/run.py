@@ -241,12 +241,26 @@ class SkippedImages(L.Callback):
     """Counts the unreadable training files each batch reports (a batch is ``(payload, skipped)``),
     logs the count as ``train/skipped_images`` and keeps it across a resume (callback state)."""
 
-    def __init__(self):
-        self.count = 0
+    def __init__(self, give_up_after: int = 50):
+        self.count, self.give_up_after = 0, give_up_after
+        self._empty_run = 0  # batches in a row in which no file could be read
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        from pretext.pretext_module import is_empty
+
         self.count += int(batch[1])
         pl_module.log("train/skipped_images", float(self.count), reduce_fx="max")
+        self._empty_run = self._empty_run + 1 if is_empty(batch[0]) else 0
+        if self._empty_run >= self.give_up_after:
+            self._give_up(f"the last {self._empty_run} batches")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._empty_run and self._empty_run == trainer.num_training_batches:
+            self._give_up("a whole epoch")
+
+    def _give_up(self, span: str) -> None:
+        raise ValueError(f"no training image could be read in {span} ({self.count} unreadable files skipped): "
+                         "check the data folder")  # fmt: skip
 
     def state_dict(self) -> dict:
         return {"count": self.count}

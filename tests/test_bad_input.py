@@ -73,7 +73,7 @@ CASES = [  # (id, module, arguments ({in} is the inputs folder), what the messag
     ("train-missing-folder", "pretext.train", [*PRETEXT, "data=folder", "data.root={in}/nowhere"], "is not a folder"),
     ("train-empty-folder", "pretext.train", [*PRETEXT, "data=folder", "data.root={in}/empty"], "no images under"),
     ("train-unreadable-folder", "pretext.train", [*PRETEXT, "data=folder", "data.root={in}/unreadable"],
-     r"none of the \d+ training images .* could be read"),
+     r"(none of the \d+ training images|no training image) could be read"),
     ("train-unwritable-run", "pretext.train", [*PRETEXT, "run_dir={in}/afile/run"], "cannot be written"),
     ("train-init-from-not-a-checkpoint", "pretext.train", [*PRETEXT, "task.init_from={in}/not_ckpt.ckpt"],
      "not a checkpoint this suite can read"),
