@@ -26,6 +26,7 @@ from rich.progress import track
 from rich.table import Table
 
 from pretext.ab_histogram import dataset_grid_histogram
+from pretext.assets import stats_file
 from pretext.checkpoint_files import Colorizer, load_colorizer
 from pretext.cli import entry
 from pretext.color import TEMPERATURE, Gamut, SoftEncoder, lab_to_rgb, rgb_to_lab
@@ -114,10 +115,10 @@ def evaluate(cfg: DictConfig) -> dict:
     files = list_images(root)[: cfg.data.max_images]
     model = load_colorizer(cfg.ckpt, device) if cfg.ckpt else None
     if cfg.color.stats:
-        gamut = Gamut.from_file(cfg.color.stats)
+        gamut = Gamut.from_file(stats_file(cfg.color.stats))
         if model is not None and not torch.equal(gamut.centers, model.gamut.centers):
             raise ValueError(f"{cfg.color.stats} holds another gamut than the checkpoint's: drop color.stats")
-        prior_source = str(cfg.color.stats)
+        prior_source = str(stats_file(cfg.color.stats))
     elif model is not None and model.gamut.prior is not None:
         gamut, prior_source = model.gamut, f"checkpoint {cfg.ckpt}"
     else:

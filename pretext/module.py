@@ -208,13 +208,18 @@ class ColorizationModule(PretextModule):
 
 
 def load_gamut(cfg: DictConfig, run_dir: Path, datamodule) -> Gamut:
-    """The gamut and prior: from ``color.stats``, else measured on the training data here."""
+    """The gamut and prior: ``color.stats`` is a file from pretext/stats.py or a shipped name
+    (``imagenette_train``, the default); ``measure`` (or null): measured on the training data here."""
+    from pretext import assets
     from pretext.ab_histogram import choose_gamut, dataset_grid_histogram
 
-    if cfg.color.stats:
-        gamut = Gamut.from_file(cfg.color.stats)
+    if cfg.color.stats is not None and str(cfg.color.stats) != assets.MEASURE:
+        if str(cfg.color.gamut) != "srgb":
+            raise ValueError(f"color.gamut={cfg.color.gamut} applies to a measured prior: add color.stats=measure")
+        path = assets.stats_file(cfg.color.stats)
+        gamut = Gamut.from_file(path)
         if gamut.prior is None and cfg.task.loss == "full":
-            raise ValueError(f"{cfg.color.stats} has no prior: make one with pretext/stats.py")
+            raise ValueError(f"{path} has no prior: make one with pretext/stats.py")
         return gamut
     stats_file = run_dir / "color_stats.npz"
     if stats_file.is_file():  # a resumed run keeps the prior it started with

@@ -1,6 +1,7 @@
 """Colorization quality (evaluate.py) and the colorize command on tiny real-format fixtures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,22 @@ def test_an_unreadable_image_is_skipped_and_named_and_never_drops_its_random_par
     for name in ("results.json", "table.md", "best_worst.png"):
         assert f"{tmp_path / 'e' / name}" in out and (tmp_path / "e" / name).is_file()
     assert Image.open(tmp_path / "e" / "best_worst.png").size[1] > Image.open(tmp_path / "e" / "best_worst.png").size[0]
+
+
+def test_the_shipped_prior_is_found_beside_the_package_and_is_the_training_default(photo_folder, tmp_path):
+    import pretext
+    from pretext.assets import stats_file
+
+    shipped = stats_file("imagenette_train")
+    assert shipped == Path(pretext.__file__).resolve().parent / "assets" / "imagenette_train_stats.npz"
+    gamut = Gamut.from_file(shipped)
+    assert gamut.Q == 309 and gamut.prior.sum().item() == pytest.approx(1.0) and shipped.stat().st_size < 20_000
+    assert _compose("pretext").color.stats == "imagenette_train"
+    result = evaluate(_compose("evaluate", f"data.root={photo_folder}", f"output={tmp_path / 'e'}",
+                               "color.stats=imagenette_train"))  # fmt: skip
+    assert result["prior"] == str(shipped)
+    with pytest.raises(FileNotFoundError, match="a shipped name \\(imagenette_train\\) or measure"):
+        stats_file(tmp_path / "nowhere.npz")
 
 
 def test_colorize_a_file_a_folder_and_side_by_side(ckpt, photo_folder, tmp_path):
