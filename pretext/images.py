@@ -1,4 +1,5 @@
-"""Reading image files as 8-bit sRGB tensors, whatever their mode."""
+"""Reading image files as 8-bit sRGB tensors, whatever their mode; which JPEGs a batched (device)
+decoder takes as they are."""
 
 from __future__ import annotations
 
@@ -33,6 +34,54 @@ def decode_rgb(data: Tensor) -> Tensor:
 def read_rgb(path: str | Path) -> Tensor:
     """Read an image file as a (3, H, W) uint8 sRGB tensor (see :func:`decode_rgb`)."""
     return decode_rgb(read_file(str(path)))
+
+
+# Start-of-frame markers of the JPEGs a batched decoder (``decode_jpeg`` on a list, nvJPEG on CUDA)
+# takes: baseline, extended sequential and progressive Huffman. Lossless (C3), hierarchical (C5-C7)
+# and arithmetic-coded (C9-CB, CD-CF) ones go to the CPU decoder.
+_DEVICE_SOF = (0xC0, 0xC1, 0xC2)
+_OTHER_SOF = (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}  # markers without a length field
+
+
+def jpeg_size(data: Tensor | bytes) -> tuple[int, int] | None:
+    """``(height, width)`` of an 8-bit grey or YCbCr JPEG read from its header alone, without
+    decoding; ``None`` for anything a batched device decoder should not be given: another format
+    (PNG, GIF, WebP), a CMYK / YCCK or Adobe-RGB JPEG, 12 / 16 bits, lossless or arithmetic
+    coding, or a header that does not parse. Those files are decoded on the CPU instead."""
+    buf = data.numpy().tobytes() if isinstance(data, Tensor) else bytes(data)
+    if buf[:2] != b"\xff\xd8":
+        return None
+    i, n, adobe_transform = 2, len(buf), None
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2 : i + 4], "big")
+        seg = buf[i + 4 : i + 2 + length]
+        if length < 2 or len(seg) != length - 2:
+            return None
+        if marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12:
+            adobe_transform = seg[11]
+        if marker in _DEVICE_SOF:
+            if len(seg) < 6:
+                return None
+            bits, h, w, components = seg[0], int.from_bytes(seg[1:3], "big"), int.from_bytes(seg[3:5], "big"), seg[5]
+            if bits != 8 or h == 0 or w == 0 or components not in (1, 3):
+                return None
+            if components == 3 and adobe_transform == 0:  # RGB-coded, not YCbCr
+                return None
+            return h, w
+        if marker in _OTHER_SOF or marker == 0xDA:  # another coding, or scan data before any frame
+            return None
+        i += 2 + length
+    return None
 
 
 def list_images(root: str | Path) -> list[Path]:

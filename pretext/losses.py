@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -12,7 +13,8 @@ def soft_cross_entropy(logits: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
     logits (N, Q, H, W); idx, weights (N, k, H, W) from :class:`pretext.color.SoftEncoder`.
     Returns (N, H, W). Only the k target log-probabilities are gathered: no dense target.
     """
-    logp = F.log_softmax(logits, dim=1)
+    # at least fp32: CPU autocast would keep bf16 logits in bf16 (log-probs 0.03 apart near -6)
+    logp = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
     return -(logp.gather(1, idx) * weights).sum(1)
 
 

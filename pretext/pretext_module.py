@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from pretext.data import finish_on_device
 from pretext.predict import encoder_input
 
 
@@ -85,6 +86,10 @@ class PretextModule(L.LightningModule):
     def val_step(self, payload, batch_idx: int) -> None:
         raise NotImplementedError
 
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # data.decode=device: the workers sent file bytes; decode, resize and crop here, on this device
+        return finish_on_device(batch, self.device)
+
     def training_step(self, batch, batch_idx: int):
         payload, _ = batch  # the skipped count is the SkippedImages callback's
         return None if is_empty(payload) else self.train_step(payload)
@@ -122,5 +127,6 @@ class PretextModule(L.LightningModule):
             "method": self.name,
             "input": "l" if self.net.in_channels == 1 else "rgb",
             "config": self.config,
+            "precision": str(self._trainer.precision) if self._trainer is not None else None,  # as the run chose it
             **self.checkpoint_meta(),
         }
