@@ -35,7 +35,8 @@ def main() -> None:
     color = make_module(device)
     color_opt = color.optimizer_factory(color.net.parameters())
     adam = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))  # noqa: E731
-    ce = ContextEncoderModule(AlexNetCC(in_channels=3, last="pool5"), adam, args.crop, mask="central").to(device)
+    ce = ContextEncoderModule("context_encoder", AlexNetCC(in_channels=3, last="pool5"), adam, args.crop,
+                              mask="central").to(device)  # fmt: skip
     ce.train()
     g_opt, d_opt = ce.configure_optimizers()
     mask = ce.masks(args.batch, train=True)
@@ -45,7 +46,7 @@ def main() -> None:
             torch.cuda.synchronize()
 
     def colorization():
-        loss = color._forward_batch((rgb, torch.tensor(0, device=device)))[-1]["loss_weighted"]
+        loss = color._forward(rgb)[-1]["loss_weighted"]
         color_opt.zero_grad(set_to_none=True)
         loss.backward()
         color_opt.step()
