@@ -197,7 +197,9 @@ class LowRankPreconditioner:
             basis = torch.linalg.qr(scores_of(sketch, transpose_times(sketch, basis))).Q
         _, s, vh = torch.linalg.svd(transpose_times(sketch, basis).T, full_matrices=False)  # basis^T X = u s vh
         keep = min(rank, len(s))
-        self.v = vh[:keep].T.to(x.dtype).contiguous()  # (d + 1, r), orthonormal
+        # orthonormal in x's dtype: P^-1 assumes V^T V = I, and the Hessian's top eigenvalue (~1e7 at
+        # high costs) would magnify a float32 basis's 1e-7 error into the solve
+        self.v = torch.linalg.qr(vh[:keep].T.to(x.dtype)).Q.contiguous()  # (d + 1, r)
         self.xv = scores_of(x, self.v)  # (n, r): X V, exactly
         self.s2 = s[:keep].to(x.dtype) ** 2
         self.rank = 0

@@ -173,3 +173,14 @@ def test_folder_splits_default_to_train_val_and_a_missing_one_names_the_override
     paths, labels, classes = svm.dataset_items(cfg, svm.split_names(cfg)[0])
     assert classes == ["a", "b"] and len(paths) == 3 and labels.shape == (3, 2)  # an even subset of the 8
     assert [p.parent.name for p in paths] == ["a", "b", "b"]
+
+
+def test_preconditioner_basis_is_orthonormal_in_float64_even_from_a_float32_sketch():
+    import torch
+
+    x, _ = _features(n=200, d=60)
+    x32 = torch.from_numpy(x)
+    pre = svm.LowRankPreconditioner(x32.double(), 16, sketch=x32)
+    eye = torch.eye(16, dtype=torch.float64)
+    assert pre.v.dtype == torch.float64 and (pre.v.T @ pre.v - eye).abs().max() < 1e-12  # fp32's 1e-7 stalls CG
+    torch.testing.assert_close(pre.xv, svm.scores_of(x32.double(), pre.v))
