@@ -135,6 +135,18 @@ class Evaluation:
         return ""
 
 
+def log_results(trainer: L.Trainer, records: list[Record]) -> None:
+    """The final scores in every logger (``final/<layer>/<metric>``: wandb keeps them in the run's
+    summary), and as one wandb Table of (layer, metric, value) that dashboards read."""
+    final = {f"final/{r.layer}/{r.metric}": r.value for r in records}
+    for logger in trainer.loggers:
+        logger.log_metrics(final, step=trainer.global_step)
+        logger.save()  # after fit: written now, not at a finalize that has passed
+        if hasattr(logger, "log_table"):
+            logger.log_table("results", columns=["layer", "metric", "value"],
+                             data=[[r.layer, r.metric, r.value] for r in records])  # fmt: skip
+
+
 def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
     """Fit and score ``evaluation`` as ``cfg`` says; its records go to ``cfg.results`` (null: none)."""
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -158,6 +170,7 @@ def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
     records = [replace(r, details={**r.details, "skipped_images": fitted.skipped_images}) for r in records]
     outcome = Outcome(records, run_dir, trainer.global_step, scores=scores, summary=evaluation.summary(info, scores))
     if trainer.is_global_zero:
+        log_results(trainer, records)
         if cfg.results:
             write_records(cfg.results, records)
         outcome.files = evaluation.finish(cfg, module, datamodule)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -390,6 +391,8 @@ class ColorizationData(L.LightningDataModule):
         self.decode = decode
         self.name, self.root, self.val_root, self.val_fraction = name, root, val_root, val_fraction
         self.crop, self.resize, self.min_scale = crop, resize, min_scale
+        # workers capped by the cores present: more only compete (and torch warns about it)
+        num_workers = min(num_workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
         self.batch_size, self.num_workers, self.repeats, self.seed = batch_size, num_workers, repeats, seed
         self.max_images = max_images
         self.train_items: list = []

@@ -306,6 +306,8 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule, group: str | Non
     """Fit ``module`` as ``cfg`` says, resuming as ``cfg.resume`` says (:func:`resume_checkpoint`)."""
     start = resume_checkpoint(cfg.run_dir, cfg.resume)
     trainer = build_trainer(cfg, group, job_type)
+    for logger in trainer.loggers:  # the run's full config beside its curves (wandb config, hparams.yaml)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(start) if start else None, weights_only=True)
     last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     stop = next((c for c in trainer.callbacks if isinstance(c, StopOnSignal)), None)

@@ -176,6 +176,9 @@ def test_probe_separates_separable_classes_and_leaves_the_encoder_untouched(tmp_
     assert all(torch.equal(seen["before"][k], after[k]) for k in after)  # weights and BN statistics
     records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert {(r["layer"], r["metric"]) for r in records} == {("conv1", "top1"), ("conv1", "top5")}
+    logged = (tmp_path / "run" / "csv" / "version_0")  # the loggers get the final scores and the config
+    assert "final/conv1/top1" in (logged / "metrics.csv").read_text()
+    assert "schedule:" in (logged / "hparams.yaml").read_text()
     assert records[0]["options"]["pool"] == "resize" and records[0]["method"] == "gaussian"
 
 
