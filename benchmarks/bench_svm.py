@@ -2,6 +2,7 @@
 scikit-learn's LinearSVC on the same cached features.
 
     python benchmarks/bench_svm.py [--root ../shared/data/imagenette] [--subset 1500] [--no-bf16]
+    python benchmarks/bench_svm.py --only-end-to-end 2      # step 1 alone, twice: bench_svm_end_to_end.json
 
 1. End to end: ``python downstream/svm_probe.py init=gaussian layer=conv5 data.kind=folder
    data.root=ROOT`` as a user runs it, with an empty feature cache (extraction included), timed.
@@ -106,7 +107,7 @@ def end_to_end(root: Path, cache: Path) -> dict:
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     lines = out.stdout.splitlines()
-    keep = [x for x in lines if x.startswith(("expected", "conv5", "done", "gaussian on"))]
+    keep = [x for x in lines if x.startswith(("expected", "conv5", "done", "gaussian on", "SVMs conv5"))]
     score = next(x for x in lines if x.startswith("conv5")).split()
     return {"command": " ".join(["python", *cmd[1:]]), "wall_s": round(wall, 1), "printed": keep,
             "mAP": float(score[2]), "top1": float(score[score.index("top-1") + 1]),
@@ -145,9 +146,21 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=1500, help="train images for the whole-protocol comparison")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--skip-end-to-end", action="store_true", help="reuse the cache (the timing is then left out)")
+    ap.add_argument("--only-end-to-end", type=int, default=0, metavar="N",
+                    help="only time the command N times (cache emptied each time): bench_svm_end_to_end.json")
     args = ap.parse_args()
     root, cache = Path(args.root).resolve(), Path(args.cache)
     result: dict = {"dataset": str(root), "layer": "conv5", "encoder": "init=gaussian", "loadavg_1min_start": loadavg()}
+    if args.only_end_to_end:
+        import shutil
+
+        runs = []
+        for _ in range(args.only_end_to_end):
+            shutil.rmtree(cache, ignore_errors=True)
+            runs.append(end_to_end(root, cache))
+            print(runs[-1], flush=True)
+        print(write_result("bench_svm_end_to_end", result | {"runs": runs, "loadavg_1min_end": loadavg()}))
+        return
 
     if not args.skip_end_to_end:
         import shutil

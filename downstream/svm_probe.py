@@ -279,18 +279,20 @@ def fit_squared_hinge(x: Tensor, y: Tensor, cost: Tensor, w: Tensor | None = Non
         apply = precond if precond is not None else (lambda r, cols=None: r)
         eta = rel[todo].sqrt().clamp(max=0.1)  # inexact Newton: a looser step far from the optimum
         target = eta * gc.norm(dim=0)
-        s = torch.zeros_like(gc)
+        s, u = torch.zeros_like(gc), torch.zeros(n, len(todo), dtype=x.dtype)  # the step and x times it
         live = torch.arange(len(todo))  # the columns whose CG goes on; each stops at its own target
         r = -gc
         p = apply(r)
         rz = (r * p).sum(0)
         for _ in range(max_cg):
-            hp = p + transpose_times(x, dc[:, live] * scores_of(x, p))
+            xp = scores_of(x, p)
+            hp = p + transpose_times(x, dc[:, live] * xp)
             stats["cg"] += 1
             stats["passes"] += 2 * len(live) / k
             php = (p * hp).sum(0)
             alpha = torch.where(php > 0, rz / php.clamp_min(1e-30), torch.zeros_like(rz))
             s[:, live] += alpha * p
+            u[:, live] += alpha * xp
             r = r - alpha * hp
             going = r.norm(dim=0) > target[live]
             if not bool(going.any()):
@@ -300,8 +302,6 @@ def fit_squared_hinge(x: Tensor, y: Tensor, cost: Tensor, w: Tensor | None = Non
             rz_new = (r * zr).sum(0)
             beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-30), torch.zeros_like(rz))
             p, rz = zr + beta * p, rz_new
-        u = scores_of(x, s)
-        stats["passes"] += 1
         t = exact_line_search(w[:, todo], s, z[:, todo], u, y[:, todo], c[:, todo])
         w[:, todo] += t * s
         z[:, todo] += t * u
@@ -447,7 +447,7 @@ def _collate_indexed(batch):
 class ExtractionClock:
     """Times the first batches of the extraction and then says once what the whole run should take."""
 
-    def __init__(self, images: int, after_batches: int = 3, svm_estimate=None):
+    def __init__(self, images: int, after_batches: int = 4, svm_estimate=None):
         self.images, self.after, self.svm_estimate = images, after_batches, svm_estimate
         self.seen = self.batches = 0
         self.took = 0.0
@@ -455,9 +455,9 @@ class ExtractionClock:
 
     def batch(self, n: int, seconds: float) -> None:
         self.batches += 1
-        if self.batches > 1:  # the first batch pays one-off set-up costs
+        if self.batches > 2:  # the first batches pay one-off set-up costs (the worker's start, oneDNN's kernels)
             self.seen, self.took = self.seen + n, self.took + seconds
-        if not self.said and self.batches > self.after and self.seen:
+        if not self.said and self.batches >= self.after + 2 and self.seen:
             extraction = self.took / self.seen * self.images
             svm = self.svm_estimate() if self.svm_estimate else None
             then = f", then the SVMs about {svm / 60:.1f} min" if svm is not None else ""
