@@ -25,7 +25,7 @@ from pretext.cli import removed_on_mistake
 from pretext.console import expect_frozen_modules
 from pretext.encoders import EncoderInfo, load_encoder
 from pretext.pretext_module import is_empty
-from pretext.run import fit
+from pretext.run import SKIPPED_NAMED, fit, skipped_line
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,14 @@ def run(evaluation: Evaluation, cfg: DictConfig) -> Outcome:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     scores = module.scores.values
     records = evaluation.records(cfg, info, loaded, scores, trainer.global_step, datamodule)
-    records = [replace(r, details={**r.details, "skipped_images": fitted.skipped_images}) for r in records]
+    skipped = {"skipped_images": fitted.skipped_images, "skipped_files": fitted.skipped_files[:SKIPPED_NAMED]}
+    records = [replace(r, details={**r.details, **skipped}) for r in records]
     outcome = Outcome(records, run_dir, trainer.global_step, scores=scores, summary=evaluation.summary(info, scores))
     if trainer.is_global_zero:
         log_results(trainer, records)
         if cfg.results:
             write_records(cfg.results, records)
         outcome.files = evaluation.finish(cfg, module, datamodule)
-        log.info("%s; %d records -> %s; %d unreadable images skipped", outcome.summary,
-                 len(records), cfg.results, fitted.skipped_images)  # fmt: skip
+        log.info("%s; %d records -> %s; %s", outcome.summary, len(records), cfg.results,
+                 skipped_line(fitted.skipped_files))  # fmt: skip
     return outcome

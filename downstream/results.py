@@ -58,13 +58,28 @@ def write_records(path: str | Path, new: Iterable[Record]) -> Path:
 
 
 def _rewrite(path: Path, records: list[dict]) -> None:
-    """The store as exactly ``records``, written to a temporary file and renamed over it."""
+    """The store as exactly ``records``, written to a temporary file and renamed over it; temporary
+    files that a killed writer left behind are removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         for r in records:
             f.write(json.dumps(r, sort_keys=True) + "\n")
     tmp.replace(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        if not _alive(stale.name.rsplit(".", 2)[-2]):
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (from a temporary file's name) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def drop_records(path: str | Path, predicate) -> int:

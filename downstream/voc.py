@@ -141,18 +141,19 @@ class TenCrops:
         return torch.stack(TF.ten_crop(img, [self.crop, self.crop]))
 
 
-def read_or_none(path):
-    """The image as uint8 RGB, or None when it cannot be read (the loader skips and counts it)."""
-    from pretext.images import read_rgb
+def read_or_unreadable(path):
+    """The image as uint8 RGB, or :class:`~pretext.images.Unreadable` when it cannot be read (the
+    loader skips it; the run counts and names it)."""
+    from pretext.images import Unreadable, read_rgb
 
     try:
         return read_rgb(path)
     except (RuntimeError, OSError, ValueError):
-        return None
+        return Unreadable(str(path))
 
 
 class VocImages:
-    """(transformed image, (20,) int8 labels) per listed image; None for an unreadable file."""
+    """(transformed image, (20,) int8 labels) per listed image; ``Unreadable`` for an unreadable file."""
 
     def __init__(self, paths, labels, transform):
         self.paths, self.labels, self.transform = list(paths), labels, transform
@@ -164,9 +165,9 @@ class VocImages:
         import torch
 
         i, seed = key if isinstance(key, tuple) else (key, key)
-        img = read_or_none(self.paths[i])
-        if img is None:
-            return None
+        img = read_or_unreadable(self.paths[i])
+        if not torch.is_tensor(img):
+            return img
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(img), torch.from_numpy(self.labels[i].astype("int64"))
@@ -300,9 +301,9 @@ class VocBoxes:
         import torch
 
         i, seed = key if isinstance(key, tuple) else (key, key)
-        img = read_or_none(self.paths[i])
-        if img is None:
-            return None
+        img = read_or_unreadable(self.paths[i])
+        if not torch.is_tensor(img):
+            return img
         target = {k: v.clone() for k, v in self.targets[i].items()} | {"index": torch.tensor(i)}
         g = torch.Generator().manual_seed(seed)
         if self.flip and torch.rand((), generator=g).item() < 0.5:
@@ -314,8 +315,9 @@ class VocBoxes:
 
 
 def collate_images(batch):
-    """((images list, targets list), skipped): detection images keep their own sizes."""
-    import torch
+    """((images list, targets list), skipped): detection images keep their own sizes; ``skipped``
+    lists the unreadable files."""
+    from pretext.images import split_unreadable
 
-    good = [x for x in batch if x is not None]
-    return ([im for im, _ in good], [t for _, t in good]), torch.tensor(len(batch) - len(good))
+    good, skipped = split_unreadable(batch)
+    return ([im for im, _ in good], [t for _, t in good]), skipped

@@ -59,14 +59,30 @@ def _valid_keys_message(key: str, cfg: DictConfig) -> str:
     return f"{key.lstrip('+')} is not a key: {where} has {', '.join(valid)}.{hint}"
 
 
-def check_overrides(config_name: str, overrides: list[str]) -> None:
-    """Compose ``config_name`` with ``overrides`` as Hydra will; a mistake raises :class:`UserError`,
-    and so does an output folder that cannot be written (Hydra would create it first)."""
+def config_dirs(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the overrides, the folders named by Hydra's ``--config-dir`` / ``-cd``) of a command line."""
+    overrides, dirs, it = [], [], iter(argv)
+    for a in it:
+        if a in ("--config-dir", "-cd"):
+            dirs.append(next(it, ""))
+        elif a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+        elif not a.startswith("-"):
+            overrides.append(a)
+    return overrides, dirs
+
+
+def check_overrides(config_name: str, overrides: list[str], extra_dirs: list[str] = ()) -> None:
+    """Compose ``config_name`` with ``overrides`` as Hydra will (``extra_dirs``: what ``--config-dir``
+    adds to the search path); a mistake raises :class:`UserError`, and so does an output folder that
+    cannot be written (Hydra would create it first)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    dirs = ",".join(f"file://{Path(d).resolve()}" for d in extra_dirs)
+    search = [f"hydra.searchpath=[{dirs}]"] if extra_dirs else []
+    ours = search + [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -194,7 +210,7 @@ def entry(config_name: str) -> Callable:
         def main() -> None:
             if os.environ.get("HYDRA_FULL_ERROR") != "1":
                 try:
-                    check_overrides(config_name, [a for a in sys.argv[1:] if not a.startswith("-")])
+                    check_overrides(config_name, *config_dirs(sys.argv[1:]))
                 except UserError as err:
                     fail(str(err), traceback_hint=False)
             runner()

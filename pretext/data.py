@@ -32,7 +32,7 @@ from torchvision.datasets.folder import find_classes
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from pretext.images import decode_rgb, jpeg_size, list_images
+from pretext.images import Unreadable, decode_rgb, jpeg_size, list_images, split_unreadable
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,14 @@ def apply_plan(img: Tensor, plan: CropPlan) -> Tensor:
 class Pending(NamedTuple):
     """One image of a ``decode=device`` batch as a worker leaves it. ``kind``: ``jpeg`` (``data``:
     the file's bytes, decoded on the device), ``image`` (an in-memory photo, cut on the device) or
-    ``crop`` (a file the batched decoder does not take, decoded and cut in the worker)."""
+    ``crop`` (a file the batched decoder does not take, decoded and cut in the worker). ``path``:
+    the file (named if it fails to decode on the device)."""
 
     kind: str
     data: Tensor | None
     plan: CropPlan | None
     label: int | None
+    path: str = ""
 
 
 class Undecoded:
@@ -196,16 +198,16 @@ class Undecoded:
         out.entries = [e if e.data is None else e._replace(data=e.data.pin_memory()) for e in self.entries]
         return out
 
-    def finish(self, device: torch.device | str) -> tuple[Tensor | tuple[Tensor, Tensor], int]:
-        """The crops on ``device`` (with their labels when the data has labels) and how many
-        files turned out unreadable here."""
+    def finish(self, device: torch.device | str) -> tuple[Tensor | tuple[Tensor, Tensor], list[str]]:
+        """The crops on ``device`` (with their labels when the data has labels) and the files that
+        turned out unreadable here."""
         images = iter(decode_jpegs(list(torch.split(self.blob, self.sizes)), device))
-        crops, labels, failed = [], [], 0
+        crops, labels, failed = [], [], []
         for e in self.entries:
             if e.kind == "jpeg":
                 img = next(images)
                 if img is None:
-                    failed += 1
+                    failed.append(e.path)
                     continue
             else:
                 img = e.data.to(device, non_blocking=True)
@@ -247,20 +249,21 @@ warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_t
 def finish_on_device(batch, device: torch.device | str):
     """``on_after_batch_transfer`` of every pretext module: a ``decode=device`` batch
     ``(Undecoded, skipped)`` becomes ``(crops, skipped)`` (or ``((crops, labels), skipped)``), the
-    files that failed to decode here added to ``skipped``. Any other batch passes unchanged."""
+    files that failed to decode here added to ``skipped`` (a list of paths). Any other batch passes
+    unchanged."""
     payload, skipped = batch
     if not isinstance(payload, Undecoded):
         return batch
     out, failed = payload.finish(device)
-    return out, skipped + failed
+    return out, [*skipped, *failed]
 
 
 class CropDataset(Dataset):
-    """Images (files or tensors) -> uint8 crops, or (crop, label) when ``labels`` are given; ``None``
-    for an unreadable file. The crop box and flip come from the sampler's per-sample seed alone
-    (:func:`plan_crop`). ``decode="device"``: a JPEG is only read (bytes and header) and returned
-    as a :class:`Pending` entry to be decoded and cut on the training device; other files are
-    decoded and cut here, as with ``decode="cpu"``."""
+    """Images (files or tensors) -> uint8 crops, or (crop, label) when ``labels`` are given;
+    :class:`Unreadable` for a file that cannot be read. The crop box and flip come from the
+    sampler's per-sample seed alone (:func:`plan_crop`). ``decode="device"``: a JPEG is only read
+    (bytes and header) and returned as a :class:`Pending` entry to be decoded and cut on the
+    training device; other files are decoded and cut here, as with ``decode="cpu"``."""
 
     def __init__(
         self,
@@ -283,7 +286,7 @@ class CropDataset(Dataset):
     def plan(self, h: int, w: int, seed: int) -> CropPlan:
         return plan_crop(h, w, self.crop, self.resize, self.train, self.min_scale, torch.Generator().manual_seed(seed))
 
-    def __getitem__(self, key: tuple[int, int] | int) -> Tensor | tuple[Tensor, int] | Pending | None:
+    def __getitem__(self, key: tuple[int, int] | int) -> Tensor | tuple[Tensor, int] | Pending | Unreadable:
         i, seed = key if isinstance(key, tuple) else (key, key)
         item = self.items[i]
         label = None if self.labels is None else int(self.labels[i])
@@ -292,11 +295,11 @@ class CropDataset(Dataset):
                 data = read_file(str(item))
                 size = jpeg_size(data) if self.decode == "device" else None
                 if size is not None:
-                    return Pending("jpeg", data, self.plan(*size, seed), label)
+                    return Pending("jpeg", data, self.plan(*size, seed), label, str(item))
                 item = decode_rgb(data)
             except (RuntimeError, OSError, ValueError) as err:
                 log.debug("unreadable image %s: %s", item, err)
-                return None
+                return Unreadable(str(item))
         elif self.decode == "device":
             return Pending("image", item, self.plan(*item.shape[-2:], seed), label)
         crop = apply_plan(item, self.plan(*item.shape[-2:], seed))
@@ -305,26 +308,24 @@ class CropDataset(Dataset):
         return crop if label is None else (crop, label)
 
 
-def collate_crops(batch: list[Tensor | None]) -> tuple[Tensor, Tensor]:
-    """Stack the readable crops; also return how many were skipped."""
-    good = [x for x in batch if x is not None]
-    skipped = torch.tensor(len(batch) - len(good))
+def collate_crops(batch: list[Tensor | Unreadable]) -> tuple[Tensor, list[str]]:
+    """Stack the readable crops; also return the unreadable files' paths."""
+    good, skipped = split_unreadable(batch)
     if not good:
         return torch.zeros(0, 3, 1, 1, dtype=torch.uint8), skipped
     return torch.stack(good), skipped
 
 
-def collate_undecoded(batch: list[Pending | None]) -> tuple[Undecoded, Tensor]:
-    """``decode=device``: the readable files' entries (decoded later, on the device) and how many
-    were skipped in the workers."""
-    good = [x for x in batch if x is not None]
-    return Undecoded(good), torch.tensor(len(batch) - len(good))
+def collate_undecoded(batch: list[Pending | Unreadable]) -> tuple[Undecoded, list[str]]:
+    """``decode=device``: the readable files' entries (decoded later, on the device) and the files
+    the workers could not read."""
+    good, skipped = split_unreadable(batch)
+    return Undecoded(good), skipped
 
 
-def collate_labelled(batch: list[tuple[Tensor, int] | None]) -> tuple[tuple[Tensor, Tensor], Tensor]:
-    """``((crops, labels), skipped)``: the readable crops with their labels, and how many were skipped."""
-    good = [x for x in batch if x is not None]
-    skipped = torch.tensor(len(batch) - len(good))
+def collate_labelled(batch: list[tuple[Tensor, int] | Unreadable]) -> tuple[tuple[Tensor, Tensor], list[str]]:
+    """``((crops, labels), skipped)``: the readable crops with their labels, and the unreadable files' paths."""
+    good, skipped = split_unreadable(batch)
     if not good:
         return (torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)), skipped
     labels = [y for _, y in good]

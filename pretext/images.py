@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -17,6 +18,18 @@ warnings.filterwarnings("ignore", message="The image decoding and encoding capab
 
 # What torchvision decodes (by content, not by name): the folder scan keeps these.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+
+
+class Unreadable(NamedTuple):
+    """What a dataset gives for a file it cannot read: the file, so that a run counts each
+    unreadable file once and names it (:class:`pretext.run.SkippedImages`)."""
+
+    path: str
+
+
+def split_unreadable(batch: list) -> tuple[list, list[str]]:
+    """A batch's readable items, and the paths of its unreadable files (for the collate functions)."""
+    return [x for x in batch if not isinstance(x, Unreadable)], [x.path for x in batch if isinstance(x, Unreadable)]
 
 
 def decode_rgb(data: Tensor) -> Tensor:

@@ -238,35 +238,68 @@ class StopOnSignal(L.Callback):
 
 
 class SkippedImages(L.Callback):
-    """Counts the unreadable training files each batch reports (a batch is ``(payload, skipped)``),
-    logs the count as ``train/skipped_images`` and keeps it across a resume (callback state)."""
+    """Counts the unreadable files the batches report (a batch is ``(payload, skipped)``, ``skipped``
+    the paths of its unreadable files), each file once however often it is drawn, in training and
+    validation; names the first ``name_first`` in the log as they are met; logs the count as
+    ``train/skipped_images``; keeps the files across a resume (callback state). Training gives up
+    with a clear error when no file could be read in ``give_up_after`` batches in a row or in a whole
+    epoch."""
 
-    def __init__(self, give_up_after: int = 50):
-        self.count, self.give_up_after = 0, give_up_after
+    def __init__(self, give_up_after: int = 50, name_first: int = 5):
+        self.files: dict[str, None] = {}  # insertion-ordered set: the first met come first
+        self.give_up_after, self.name_first = give_up_after, name_first
         self._empty_run = 0  # batches in a row in which no file could be read
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+    def _add(self, paths) -> None:
+        for path in paths:
+            if path not in self.files:
+                self.files[path] = None
+                if self.count <= self.name_first:
+                    more = " (further ones are counted, not named)" if self.count == self.name_first else ""
+                    log.warning("unreadable image skipped: %s%s", path, more)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         from pretext.pretext_module import is_empty
 
-        self.count += int(batch[1])
+        self._add(batch[1])
         pl_module.log("train/skipped_images", float(self.count), reduce_fx="max")
         self._empty_run = self._empty_run + 1 if is_empty(batch[0]) else 0
         if self._empty_run >= self.give_up_after:
             self._give_up(f"the last {self._empty_run} batches")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._add(batch[1])
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._empty_run and self._empty_run == trainer.num_training_batches:
             self._give_up("a whole epoch")
 
     def _give_up(self, span: str) -> None:
-        raise ValueError(f"no training image could be read in {span} ({self.count} unreadable files skipped): "
-                         "check the data folder")  # fmt: skip
+        first = ", ".join(list(self.files)[:3])
+        raise ValueError(f"no training image could be read in {span} ({self.count} unreadable files skipped, "
+                         f"e.g. {first}): check the data folder")  # fmt: skip
 
     def state_dict(self) -> dict:
-        return {"count": self.count}
+        return {"files": list(self.files)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.count = int(state["count"])
+        self.files = dict.fromkeys(state.get("files", []))
+
+
+SKIPPED_NAMED = 5  # unreadable files named in a run's summary (all are counted)
+
+
+def skipped_line(files: list[str]) -> str:
+    """The run summary's line on unreadable files: how many, and the first few by name."""
+    if not files:
+        return "no unreadable image"
+    more = f" and {len(files) - SKIPPED_NAMED} more" if len(files) > SKIPPED_NAMED else ""
+    images = "image" if len(files) == 1 else "images"
+    return f"skipped {len(files)} unreadable {images}: {', '.join(files[:SKIPPED_NAMED])}{more}"
 
 
 # ----------------------------------------------------------------------------------- assembly
@@ -277,7 +310,11 @@ class FitOutcome:
     resumed_from: Path | None
     stopped_by: str | None  # the signal the run stopped on
     complete: bool  # reached trainer.max_steps
-    skipped_images: int
+    skipped_files: list[str]  # each unreadable file once, in the order met
+
+    @property
+    def skipped_images(self) -> int:
+        return len(self.skipped_files)
 
 
 def build_trainer(cfg: DictConfig, group: str | None = None, job_type: str | None = None) -> L.Trainer:
@@ -311,7 +348,7 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule, group: str | Non
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(start) if start else None, weights_only=True)
     last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     stop = next((c for c in trainer.callbacks if isinstance(c, StopOnSignal)), None)
-    skipped = next((c.count for c in trainer.callbacks if isinstance(c, SkippedImages)), 0)
+    skipped = next((list(c.files) for c in trainer.callbacks if isinstance(c, SkippedImages)), [])
     complete = trainer.global_step >= int(cfg.trainer.max_steps)
     if not complete:
         log.warning("stopped at step %d of %d: resume=true continues it", trainer.global_step, cfg.trainer.max_steps)

@@ -24,7 +24,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pretext.cli import entry, removed_on_mistake
-from pretext.run import fit, resume_checkpoint
+from pretext.run import SKIPPED_NAMED, fit, resume_checkpoint, skipped_line
 
 log = logging.getLogger("pretext.train")
 
@@ -53,6 +53,7 @@ def train(cfg: DictConfig) -> dict:
         "global_step": trainer.global_step,
         "stopped_by": outcome.stopped_by,
         "skipped_images": outcome.skipped_images,
+        "skipped_files": outcome.skipped_files[:SKIPPED_NAMED],
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
     if trainer.is_global_zero:
@@ -60,7 +61,7 @@ def train(cfg: DictConfig) -> dict:
         if samples:
             result["samples"] = str(samples)
             log.info("colorized held-out photos: %s", samples)
-        log.info("skipped %d unreadable images", result["skipped_images"])
+        log.info(skipped_line(outcome.skipped_files))
         log.info("checkpoint: %s", result["last_checkpoint"])
     return result
 

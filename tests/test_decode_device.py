@@ -64,9 +64,9 @@ def _crops(data: ColorizationData, device: str = "cpu") -> tuple[list, int]:
     data.setup("fit")
     out, skipped = [], 0
     for batch in data.train_dataloader():
-        payload, n = finish_on_device(batch, device)
+        payload, names = finish_on_device(batch, device)
         out.append(payload)
-        skipped += int(n)
+        skipped += len(names)
     return out, skipped
 
 
@@ -141,10 +141,11 @@ def test_device_path_keeps_labels_with_their_crops(tmp_path):
     assert (torch.cat([x for x, _ in cpu]).int() - torch.cat([x for x, _ in dev]).int()).abs().max() <= 12
 
 
-def test_a_batch_of_only_unreadable_files_is_empty_and_counted():
-    junk = Undecoded([Pending("jpeg", torch.tensor([0xFF, 0xD8, 0xFF, 0xC0, 1, 2], dtype=torch.uint8), None, None)])
-    x, skipped = finish_on_device((junk, torch.tensor(2)), "cpu")
-    assert x.shape[0] == 0 and int(skipped) == 3
+def test_a_batch_of_only_unreadable_files_is_empty_and_names_them():
+    junk = Undecoded([Pending("jpeg", torch.tensor([0xFF, 0xD8, 0xFF, 0xC0, 1, 2], dtype=torch.uint8), None, None,
+                              "c.jpg")])  # fmt: skip
+    x, skipped = finish_on_device((junk, ["a.jpg", "b.jpg"]), "cpu")  # two already failed in the workers
+    assert x.shape[0] == 0 and skipped == ["a.jpg", "b.jpg", "c.jpg"]
 
 
 # ------------------------------------------------------------------------------ runs
@@ -159,7 +160,7 @@ def test_training_with_device_decode_skips_and_counts_a_truncated_jpeg(tmp_path)
                                      "data.decode=device", "data.repeats=1", "model.max_steps=-1",
                                      "trainer.max_epochs=1", "color.prior_images=100"))  # fmt: skip
     assert result["global_step"] == 3  # 11 readable images in batches of 4
-    assert result["skipped_images"] == 1
+    assert result["skipped_images"] == 1 and result["skipped_files"] == [str(root / "000.jpg")]
 
 
 def test_demo_data_trains_with_device_decode(tmp_path):

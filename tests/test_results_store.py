@@ -45,3 +45,19 @@ def test_records_name_checkpoints_relative_to_the_repository(tmp_path):
 
     assert repo_path(REPO / "outputs" / "x" / "last.ckpt") == "outputs/x/last.ckpt"
     assert repo_path(tmp_path / "a.ckpt") == str((tmp_path / "a.ckpt").resolve())  # outside: absolute
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store = tmp_path / "r.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    torn = tmp_path / f".r.jsonl.{int(dead.stdout)}.tmp"  # a writer killed mid-write left this
+    torn.write_text('{"method": "colo')
+    live = tmp_path / f".r.jsonl.{os.getppid()}.tmp"  # a writer still at work: left alone
+    live.write_text("")
+    write_records(store, [rec("conv1", 10)])
+    assert not torn.exists() and live.exists()
+    assert [r["value"] for r in read_records(store)] == [10.0]

@@ -1,6 +1,7 @@
 """The pretext end to end on CPU with tiny inputs, composed from the real configs."""
 
 import csv
+import logging
 import os
 import signal
 import subprocess
@@ -170,23 +171,19 @@ def _jpeg_folder(root: Path, n: int, truncated: int = 0) -> Path:
     return root
 
 
-def test_truncated_jpegs_are_skipped_and_counted(tmp_path):
+def test_truncated_jpegs_are_skipped_and_counted_once_per_file_and_named(tmp_path, caplog):
     train_root = _jpeg_folder(tmp_path / "train", 20, truncated=1)  # 5% truncated
-    val_root = _jpeg_folder(tmp_path / "val", 2)
-    result = train_mod.train(
-        cfg_for(
-            tmp_path / "run",
-            "data=folder",
-            f"data.root={train_root}",
-            f"data.val_root={val_root}",
-            "data.repeats=1",
-            "model.max_steps=-1",
-            "trainer.max_epochs=1",
-            "color.prior_images=100",
-        )
-    )
-    assert result["global_step"] == 5  # 19 readable images in batches of 4
-    assert result["skipped_images"] == 1
+    val_root = _jpeg_folder(tmp_path / "val", 3, truncated=1)
+    cfg = cfg_for(tmp_path / "run", "data=folder", f"data.root={train_root}", f"data.val_root={val_root}",
+                  "data.repeats=1", "model.max_steps=-1", "trainer.max_epochs=2", "color.prior_images=100")
+    with caplog.at_level(logging.INFO):
+        result = train_mod.train(cfg)
+    assert result["global_step"] == 10  # 19 readable images in batches of 4, two epochs
+    bad = sorted([str(train_root / "000.jpg"), str(val_root / "000.jpg")])
+    assert result["skipped_images"] == 2 and sorted(result["skipped_files"]) == bad  # each file once, two epochs
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unreadable image skipped")]
+    assert sorted(w.split(": ", 1)[1] for w in warned) == bad  # named once each, as met
+    assert any(r.getMessage().startswith("skipped 2 unreadable images: ") for r in caplog.records)  # the summary
 
 
 def test_bad_overrides_and_data_fail_at_once_with_the_valid_choices(tmp_path):
