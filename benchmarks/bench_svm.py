@@ -37,6 +37,7 @@ from omegaconf import OmegaConf
 from benchmarks.common import write_result
 from downstream import svm_probe as svm
 from downstream.encoder import FrozenEncoder, encoder_from_config
+from downstream.features import extract_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def features(cfg):
     out = []
     for split in svm.split_names(cfg):
         paths, labels, classes = svm.dataset_items(cfg, split)
-        f = svm.cached_features(cfg, encoder, info, split, paths, layers)
+        f = svm.normalised_features(cfg, encoder, info, split, paths, layers)
         out += [f["conv5"], labels[f["readable"]]]
     return (*out, classes)
 
@@ -128,7 +129,7 @@ def extraction_precision(root: Path, images: int, repeats: int = 2) -> dict:
             cfg.precision = precision
             net, _, layers = encoder_from_config(cfg)
             t = time.perf_counter()
-            f = svm.extract_features(FrozenEncoder(net, layers), paths, layers, "avg", pool, 227, 256, cfg)
+            f = extract_features(FrozenEncoder(net, layers), paths, layers, "avg", pool, 227, 256, cfg)
             times[precision].append(time.perf_counter() - t)
             feats[precision] = f["conv5"]
     diff = np.linalg.norm(feats["fp32"] - feats["bf16"]) / np.linalg.norm(feats["fp32"])

@@ -36,6 +36,7 @@ log = logging.getLogger("benchmarks.suite")
 # evaluation kind -> (config name, "module:function" returning a downstream.evaluation.Outcome)
 EVALUATIONS = {
     "linear_probe": ("linear_probe", "downstream.linear_probe:probe"),
+    "linear_probe_cached": ("linear_probe_cached", "downstream.linear_probe_cached:linear_probe_cached"),
     "svm_probe": ("svm_probe", "downstream.svm_probe:svm_probe"),
     "pascal_cls": ("pascal_cls", "downstream.pascal_cls:classify"),
     "pascal_det": ("pascal_det", "downstream.pascal_det:detect"),
@@ -43,6 +44,7 @@ EVALUATIONS = {
     "colorization_auc": ("evaluate", "benchmarks.colorization_auc:colorization_auc"),
 }
 KINDS = tuple(EVALUATIONS)
+FEATURE_CACHED = ("svm_probe", "linear_probe_cached")  # no training run: nothing to resume, a feature cache
 
 
 class Stopped(Exception):
@@ -222,6 +224,8 @@ class Suite:
         config_name, target = EVALUATIONS[job.kind]
         if job.kind == "colorization_auc":
             place = [f"output={run_dir}"]
+        elif job.kind in FEATURE_CACHED:  # features cached per checkpoint, shared by the suite's jobs
+            place = [f"cache_dir={self.root / 'features'}"]
         else:
             place = [f"run_dir={run_dir}", "resume=auto"]
         cfg = compose_cfg(config_name, [*job.overrides, *job.method.encoder_overrides(ckpt), *place, "results=null"])

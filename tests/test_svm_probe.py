@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from downstream import features
 from downstream import svm_probe as svm
 from downstream.voc import VOC_CLASSES, classification_set, image_labels, parse_annotation
 from tests.conftest import ROOT, shared_path
@@ -35,8 +36,8 @@ def test_svm_probe_caches_features_and_writes_records(tmp_path, monkeypatch):
             f"cache_dir={tmp_path / 'cache'}", f"results={tmp_path / 'r.jsonl'}",
         ])  # fmt: skip
     calls = []
-    real = svm.extract_features
-    monkeypatch.setattr(svm, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = features.extract_features
+    monkeypatch.setattr(features, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = svm.svm_probe(cfg)
     assert len(calls) == 2  # train and val
     assert first.scores["conv1"]["mAP"] > 90 and first.scores["conv1"]["top1"] > 90
