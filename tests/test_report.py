@@ -83,3 +83,32 @@ def test_pascal_rows_on_a_handful_of_images_are_labelled_pipeline_checks(tmp_pat
     assert "| colorization | pipeline check (3 images) | - | - | - | 12.5 | n=1 |" in md
     assert "| colorization | 1449 images / 4952 images | 61.0 | - | - | 35.0 | n=1 |" in md
     assert "| colorization | pipeline check (short schedule; test images not recorded) | - | 70.0 | - | - | n=1 |" in md
+
+
+def test_the_report_states_each_ordering_as_reproduced_reversed_or_not_settled(tmp_path):
+    from benchmarks.report import render
+
+    store = tmp_path / "results.jsonl"
+    values = {  # per seed; conv3 clearly ahead, conv4 overlapping, conv5 clearly behind Gaussian
+        "colorization": {"conv3": (40.0, 41.0, 42.0), "conv4": (30.0, 35.0, 28.0), "conv5": (20.0, 20.5, 21.0)},
+        "gaussian": {"conv3": (30.0, 30.5, 31.0), "conv4": (31.0, 30.0, 33.0), "conv5": (25.0, 25.0, 25.5)},
+        "context_encoder": {"conv3": (35.0,), "conv4": (20.0,), "conv5": (10.0,)},
+    }
+    records = []
+    for method, layers in values.items():
+        for layer, vals in layers.items():
+            for seed, v in enumerate(vals):
+                info = EncoderInfo(method, f"/{method}.ckpt", f"{method}{seed}", 1, LAYERS)
+                options = {"pool": "resize", "schedule": "cached", "steps": 9, "seed": seed}
+                records.append(make_record(info, "linear_probe", layer, options, "imagenette", "top1", v))
+    color = EncoderInfo("colorization", "/c.ckpt", "d0", 1, LAYERS)
+    records.append(make_record(color, "colorization_auc", "-", {"images": 1000}, "imagenette", "auc_rebal", 62.0,
+                               baselines={"Gray": {"auc": 89.0, "auc_rebal": 57.5}}))  # fmt: skip
+    write_records(store, records)
+    md = render(store, tmp_path / "out").read_text()
+    assert "## The paper's orderings: reproduced here?" in md
+    assert "| colorization > Gaussian init | imagenette, resize, cached | conv3 | yes (+10.5 ± " in md
+    assert "| colorization > Gaussian init | imagenette, resize, cached | conv4 | not settled (-0.3 ± " in md
+    assert "| colorization > Gaussian init | imagenette, resize, cached | conv5 | no: reversed (-4.7 ± " in md
+    assert "| colorization > Context Encoders | imagenette, resize, cached | conv5 | not settled: n=3 vs 1, no " in md
+    assert "| rebalanced AuC >= Gray + 3 | imagenette, 1000 photos | - | yes (62.0 vs Gray 57.5: +4.5;" in md
