@@ -170,6 +170,79 @@ def orderings(rows, records: list[dict]) -> list[str]:
     return out if len(out) > 2 else []
 
 
+def curve_points(records: list[dict]) -> dict[tuple, dict]:
+    """{(dataset, protocol): {"gaussian": {layer: Stat}, role: {crops_seen: {layer: Stat}}}}: linear
+    top-1 of every checkpoint of a pretext run that records its crops seen (the suite's ``of``/``step``
+    methods), beside Gaussian init under the same protocol."""
+    out: dict[tuple, dict] = defaultdict(lambda: defaultdict(dict))
+    for (_method, role, ev, layer, dataset, metric, proto, _digest), (stat, rs) in measurements(records).items():
+        if ev != "linear_probe" or metric != "top1":
+            continue
+        if role == "gaussian":
+            out[(dataset, proto)]["gaussian"][layer] = stat
+        elif (crops := (rs[0].get("pretext") or {}).get("crops_seen")) is not None:
+            out[(dataset, proto)][role].setdefault(int(crops), {})[layer] = stat
+    return out
+
+
+def learning_curve(records: list[dict], out_dir: Path | None = None) -> list[str]:
+    """Colorization minus Gaussian init and minus Context Encoders (at the same crops seen) at
+    conv3-conv5 against the crops each pretext has seen, with the 95% intervals; a plot beside."""
+    lines, series = [], []
+    for (dataset, proto), by in sorted(curve_points(records).items(), key=lambda kv: str(kv[0])):
+        color = by.get("colorization", {})
+        if len(color) < 2:
+            continue
+        pool = json.loads(proto).get("pool")
+        sched = json.loads(proto).get("schedule")
+        lines += [f"{dataset}, pool={pool}, schedule={sched}:", "",
+                  "| crops seen | " + " | ".join(f"minus Gaussian {x}" for x in ORDERING_LAYERS) + " | "
+                  + " | ".join(f"minus Context Encoders {x}" for x in ORDERING_LAYERS) + " |",
+                  "|---|" + "---|" * (2 * len(ORDERING_LAYERS))]  # fmt: skip
+        ce = by.get("context_encoder", {})
+        for crops in sorted(color):
+            cells = []
+            for base in (by.get("gaussian", {}), ce.get(crops, {})):
+                for x in ORDERING_LAYERS:
+                    d = difference(color[crops][x], base[x]) if x in color[crops] and x in base else None
+                    cells.append(cell(d, signed=True))
+                    if d is not None:
+                        series.append(("Gaussian" if base is by.get("gaussian") else "Context Encoders", x, crops, d))
+            lines.append(f"| {crops:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if series and out_dir is not None:
+        plot_curve(series, out_dir / "learning_curve.png")
+        lines += ["![colorization minus the baselines against crops seen](learning_curve.png)", ""]
+    return lines
+
+
+def plot_curve(series, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, base in zip(axes, ("Gaussian", "Context Encoders"), strict=True):
+        for layer in ORDERING_LAYERS:
+            pts = sorted((c, d) for b, x, c, d in series if b == base and x == layer)
+            if not pts:
+                continue
+            err = [[d.mean - d.lo if d.lo is not None else 0 for _, d in pts],
+                   [d.hi - d.mean if d.hi is not None else 0 for _, d in pts]]  # fmt: skip
+            ax.errorbar([c for c, _ in pts], [d.mean for _, d in pts], yerr=err, marker="o", capsize=3, label=layer)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_title(f"colorization minus {base} (95% CI)")
+        ax.set_xlabel("crops seen by the pretext")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("linear top-1 difference (points)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def pascal_column(evaluation: str, layer: str, metric: str) -> str | None:
     if evaluation == "pascal_cls" and metric == "mAP11":
         return {"freeze:conv5": "cls fc6-8", "freeze:none": "cls all"}.get(layer, f"cls {layer}")
@@ -280,6 +353,9 @@ def render(store: Path, out: Path, header: list[str] | None = None) -> Path:
         lines += ["## The paper's orderings: reproduced here?", "",
                   "Each difference's 95% interval over probe seeds decides: above 0, the ordering is reproduced; "
                   "below 0, reversed; including 0 (or a single seed), not settled.", "", *order, ""]  # fmt: skip
+    if curve := learning_curve(records, out):
+        lines += ["## Learning curve: colorization minus the baselines against crops seen (top-1 points)", "",
+                  *curve]  # fmt: skip
     lines += ["## PASCAL VOC", "", *pascal_table(records), ""]
     lines += ["## Colorization quality", "", *auc_table(records), ""]
     if rows:

@@ -69,7 +69,9 @@ def compose_cfg(name: str, overrides: list[str]) -> DictConfig:
 @dataclass(frozen=True)
 class Method:
     """A method of a suite: exactly one of a pretext run to make (overrides of pretext/train.py), a
-    checkpoint, or an initialisation."""
+    checkpoint, an initialisation, or another method's pretext run at an earlier step (``of`` and
+    ``step``: its step file, for learning curves; the run must keep it, e.g.
+    ``callbacks.checkpoint.save_top_k=-1``)."""
 
     name: str
     pretext: tuple[str, ...] | None = None
@@ -77,20 +79,26 @@ class Method:
     init: str | None = None
     init_data: str | None = None
     init_channels: int = 1
+    of: str | None = None
+    step: int | None = None
     config: dict = field(default_factory=dict, compare=False)  # as the suite gives it (part of job tags)
 
     @classmethod
     def from_config(cls, name: str, m: DictConfig) -> Method:
-        given = [k for k in ("pretext", "ckpt", "init") if m.get(k) is not None]
+        given = [k for k in ("pretext", "ckpt", "init", "of") if m.get(k) is not None]
         if len(given) != 1:
-            raise ValueError(f"method {name}: give exactly one of pretext (overrides for pretext/train.py), ckpt, init")
-        unknown = set(m) - {"pretext", "ckpt", "init", "init_data", "init_channels"}
+            raise ValueError(f"method {name}: give exactly one of pretext (overrides for pretext/train.py), ckpt, "
+                             "init, of (another method's pretext run, with step)")  # fmt: skip
+        unknown = set(m) - {"pretext", "ckpt", "init", "init_data", "init_channels", "of", "step"}
         if unknown:
             raise ValueError(f"method {name}: unknown keys {sorted(unknown)}; valid: pretext, ckpt, init, "
-                             "init_data, init_channels")  # fmt: skip
+                             "init_data, init_channels, of, step")  # fmt: skip
+        if (m.get("of") is None) != (m.get("step") is None):
+            raise ValueError(f"method {name}: of and step go together (the step file of that method's pretext run)")
         pretext = tuple(m.pretext) if m.get("pretext") is not None else None
+        step = int(m.step) if m.get("step") is not None else None
         return cls(name, pretext, m.get("ckpt"), m.get("init"), m.get("init_data"), int(m.get("init_channels", 1)),
-                   OmegaConf.to_container(m))  # fmt: skip
+                   m.get("of"), step, OmegaConf.to_container(m))  # fmt: skip
 
     def encoder_overrides(self, ckpt: Path | str | None) -> list[str]:
         """What points an evaluation config at this method's encoder (``ckpt``: its checkpoint)."""
@@ -118,6 +126,11 @@ class Job:
 
 def check_suite(suite: DictConfig) -> list[Method]:
     methods = [Method.from_config(name, m) for name, m in suite.methods.items()]
+    runs = {m.name for m in methods if m.pretext is not None}
+    for m in methods:
+        if m.of is not None and m.of not in runs:
+            raise ValueError(f"method {m.name}: of={m.of!r} names no method with a pretext run; valid: "
+                             f"{', '.join(sorted(runs)) or '(none)'}")  # fmt: skip
     for name, ev in suite.evaluations.items():
         if ev.kind not in KINDS:
             raise ValueError(f"evaluation {name}: kind={ev.kind!r} is not an evaluation; valid: {', '.join(KINDS)}")
@@ -132,6 +145,7 @@ class Suite:
     def __init__(self, cfg: DictConfig):
         self.cfg, self.suite = cfg, cfg.suite
         self.methods = check_suite(self.suite)
+        self.by_name = {m.name: m for m in self.methods}
         self.root = Path(cfg.root)
         self.store = self.root / "results.jsonl"
         self.ran: list[str] = []
@@ -159,10 +173,25 @@ class Suite:
             return Path(method.ckpt)
         if method.init:
             return None
+        if method.of is not None:
+            return self.step_checkpoint(method, make)
         made = self.made_checkpoint(method)
         if made is not None or not make:
             return made
         return self.train_pretext(method)
+
+    def step_checkpoint(self, method: Method, make: bool) -> Path | None:
+        """The step file ``method.step`` of method ``method.of``'s pretext run (made first when ``make``)."""
+        last = self.checkpoint(self.by_name[method.of], make)
+        if last is None:
+            return None
+        path = last.parent / f"step{method.step:07d}.ckpt"
+        if not path.is_file():
+            kept = sorted(p.name for p in last.parent.glob("step*.ckpt"))
+            raise FileNotFoundError(f"method {method.name}: {path} does not exist (kept: {', '.join(kept) or 'none'}); "
+                                    f"the run of {method.of} must save a step file at step {method.step} and keep it "
+                                    "(trainer.ckpt_every_n_steps, callbacks.checkpoint.save_top_k=-1)")  # fmt: skip
+        return path
 
     def train_pretext(self, method: Method) -> Path:
         from pretext.train import train

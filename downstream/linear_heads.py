@@ -33,13 +33,14 @@ def channel_statistics(x: Tensor, channels: int, eps: float = 1e-5) -> tuple[Ten
 
 
 def held_out_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask of about ``fraction`` of each class's items, drawn with ``seed``, held out."""
+    """A boolean mask of about ``fraction`` of each class's items, drawn with ``seed``, held out: at
+    least one of a class with two or more, never a whole class."""
     rng = np.random.default_rng(seed)
     held = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        k = int(round(fraction * len(idx)))
-        held[rng.choice(idx, size=min(k, len(idx) - 1), replace=False)] = True
+        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        held[rng.choice(idx, size=k, replace=False)] = True
     return held
 
 

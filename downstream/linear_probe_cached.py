@@ -99,8 +99,8 @@ def linear_probe_cached(cfg: DictConfig) -> Outcome:
             scores.setdefault(layer, {})[seed] = m
             records += [
                 make_record(info, "linear_probe", layer, options | {"seed": seed}, name, metric, m[metric],
-                            label=cfg.label, lr=m["lr"], held_out_top1=m["held_out_top1"], epochs=int(p.epochs),
-                            skipped_images=skipped)  # fmt: skip
+                            label=cfg.label, pretext=info.extra, lr=m["lr"], held_out_top1=m["held_out_top1"],
+                            epochs=int(p.epochs), skipped_images=skipped)  # fmt: skip
                 for metric in ("top1", "top5")
             ]
             done = li * len(seeds) + si + 1

@@ -128,5 +128,13 @@ class PretextModule(L.LightningModule):
             "input": "l" if self.net.in_channels == 1 else "rgb",
             "config": self.config,
             "precision": str(self._trainer.precision) if self._trainer is not None else None,  # as the run chose it
+            "step": int(checkpoint.get("global_step", 0)),
+            "crops_seen": self.crops_seen(int(checkpoint.get("global_step", 0))),  # the scale a result is at
             **self.checkpoint_meta(),
         }
+
+    def crops_seen(self, step: int) -> int | None:
+        """Training crops drawn up to ``step``: steps x the batch on each device x devices."""
+        if self._trainer is None or self._trainer.datamodule is None:
+            return None
+        return step * int(self._trainer.datamodule.batch_size) * int(self._trainer.world_size)

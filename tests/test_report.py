@@ -112,3 +112,31 @@ def test_the_report_states_each_ordering_as_reproduced_reversed_or_not_settled(t
     assert "| colorization > Gaussian init | imagenette, resize, cached | conv5 | no: reversed (-4.7 ± " in md
     assert "| colorization > Context Encoders | imagenette, resize, cached | conv5 | not settled: n=3 vs 1, no " in md
     assert "| rebalanced AuC >= Gray + 3 | imagenette, 1000 photos | - | yes (62.0 vs Gray 57.5: +4.5;" in md
+
+
+def test_the_learning_curve_puts_each_checkpoint_against_the_crops_it_saw(tmp_path):
+    from benchmarks.report import render
+
+    store = tmp_path / "results.jsonl"
+    records = []
+    options = {"pool": "resize", "schedule": "cached", "steps": 9}
+    runs = {  # (method label, role, crops seen): top-1 at conv3..conv5 over seeds 0, 1, 2
+        ("gaussian", "gaussian", None): (30.0, 30.5, 31.0),
+        ("colorization@25", "colorization", 1000): (28.0, 28.5, 29.0),
+        ("colorization", "colorization", 4000): (35.0, 35.5, 36.5),
+        ("context_encoder@25", "context_encoder", 1000): (25.0, 25.0, 25.5),
+        ("context_encoder", "context_encoder", 4000): (27.0, 27.5, 28.0),
+    }
+    for (label, role, crops), vals in runs.items():
+        info = EncoderInfo(role, f"/{label}.ckpt", label, 1, LAYERS)
+        extra = {} if crops is None else {"pretext": {"crops_seen": crops, "step": crops // 32}}
+        for seed, v in enumerate(vals):
+            records += [make_record(info, "linear_probe", x, options | {"seed": seed}, "imagenette", "top1", v,
+                                    label=label, **extra) for x in ("conv3", "conv4", "conv5")]  # fmt: skip
+    write_records(store, records)
+    md = render(store, tmp_path / "out").read_text()
+    assert "## Learning curve: colorization minus the baselines against crops seen" in md
+    rows = [x for x in md.splitlines() if x.startswith("| 1,000 |") or x.startswith("| 4,000 |")]
+    assert rows[0].startswith("| 1,000 | -2.0 ± ") and "| +3.3 ± " in rows[0]  # behind Gaussian, ahead of CE
+    assert rows[1].startswith("| 4,000 | +5.2 ± ") and "| +8.2 ± " in rows[1]
+    assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 10_000

@@ -82,3 +82,26 @@ def test_bad_suites_are_named():
         check_suite(OmegaConf.create(base | {"methods": {"a": {"init": "gaussian", "ckpt": "x"}}}))
     with pytest.raises(ValueError, match=r"only=\['b'\] names no method"):
         check_suite(OmegaConf.create(base | {"evaluations": {"e": {"kind": "pascal_cls", "only": ["b"]}}}))
+    with pytest.raises(ValueError, match="of='b' names no method with a pretext run"):
+        check_suite(OmegaConf.create(base | {"methods": {"a": {"of": "b", "step": 2}}}))
+    with pytest.raises(ValueError, match="of and step go together"):
+        check_suite(OmegaConf.create(base | {"methods": {"a": {"pretext": []}, "a2": {"of": "a"}}}))
+
+
+def test_a_method_can_be_another_methods_run_at_an_earlier_step(tmp_path):
+    write_folder(tmp_path / "d" / "train", LEVELS, 3, seed=1)
+    write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
+    cfg = tiny_suite(tmp_path, tmp_path / "d")
+    color = cfg.suite.methods.colorization
+    color.pretext += ["model.max_steps=4", "callbacks.checkpoint.save_top_k=-1"]  # step files at 2 and 4, kept
+    cfg.suite.methods = {"colorization": color, "colorization@2": {"of": "colorization", "step": 2},
+                         "colorization@3": {"of": "colorization", "step": 3}}  # fmt: skip
+    del cfg.suite.evaluations["colorization_auc"]
+    with pytest.raises(FileNotFoundError, match=r"step0000003.ckpt does not exist \(kept: step0000002.ckpt, step0000004"):
+        Suite(cfg).run()
+    del cfg.suite.methods["colorization@3"]
+    Suite(cfg).run()
+    store = [json.loads(x) for x in (tmp_path / "suite" / "results.jsonl").read_text().splitlines()]
+    steps = {r["method"]: (r["pretext"]["step"], r["pretext"]["crops_seen"]) for r in store}
+    assert steps == {"colorization": (4, 16), "colorization@2": (2, 8)}  # batch 4, one device
+    assert len({r["checkpoint_digest"] for r in store}) == 2
