@@ -153,6 +153,15 @@ class ExtractionClock:
             self.said = True
 
 
+def feature_device(name: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; or ``cpu`` / ``cuda`` / ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but no GPU is available here; use device=auto or device=cpu")
+    return torch.device(name)
+
+
 def extract_features(encoder, paths, layers, pool: str, pool_spec: dict, crop: int, resize: int, cfg,
                      clock: ExtractionClock | None = None, description: str = "features",
                      flip: bool = False) -> dict:  # fmt: skip
@@ -165,22 +174,26 @@ def extract_features(encoder, paths, layers, pool: str, pool_spec: dict, crop: i
 
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision={cfg.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+    device = feature_device(cfg.device)
     data = _Indexed(CropDataset(paths, crop, resize, train=False, min_scale=None))
     readable = np.ones(len(paths), dtype=bool)
     out: dict[str, np.ndarray] = {}
     specs = {k: {**pool_spec["layers"][k], "align_corners": pool_spec.get("align_corners")} for k in layers}
-    encoder.to(memory_format=torch.channels_last)  # measured faster for these convolutions on CPU
-    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate_indexed)
+    encoder.to(device, memory_format=torch.channels_last)  # measured faster for these convolutions on CPU
+    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate_indexed,
+                        pin_memory=device.type == "cuda")  # fmt: skip
     progress = Progress(description, len(paths), " images")
     t = time.perf_counter()
     for idx, crops, bad in loader:
         readable[bad] = False
         if crops is not None:
+            crops = crops.to(device, non_blocking=True)
+            bf16 = cfg.precision == "bf16"
             for view, batch in enumerate([crops, crops.flip(-1)] if flip else [crops]):
-                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     feats = encoder(batch)
                 for k in layers:
-                    f = reduce_map(feats[k].float(), pool, specs[k]).flatten(1).numpy()
+                    f = reduce_map(feats[k].float(), pool, specs[k]).flatten(1).cpu().numpy()
                     if k not in out:
                         out[k] = np.zeros((len(paths) * (2 if flip else 1), f.shape[1]), dtype=np.float32)
                     out[k][np.asarray(idx) + view * len(paths)] = f

@@ -60,16 +60,16 @@ def train_heads(x: Tensor, y: Tensor, num_classes: int, lrs, epochs: int, batch_
     h = len(lrs)
     g = torch.Generator().manual_seed(seed)
     bound = 1 / math.sqrt(d)
-    w = (torch.rand(h, num_classes, d, generator=g) * 2 - 1) * bound
-    b = (torch.rand(h, num_classes, generator=g) * 2 - 1) * bound
+    w = ((torch.rand(h, num_classes, d, generator=g) * 2 - 1) * bound).to(x.device)
+    b = ((torch.rand(h, num_classes, generator=g) * 2 - 1) * bound).to(x.device)
     w.requires_grad_(True)
     b.requires_grad_(True)
-    base = torch.tensor([float(r) for r in lrs])
+    base = torch.tensor([float(r) for r in lrs], device=x.device)
     bufs: list[Tensor | None] = [None, None]
     steps_per_epoch = math.ceil(n / batch_size)
     total, step = epochs * steps_per_epoch, 0
     for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
+        order = torch.randperm(n, generator=g).to(x.device)
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
             logits = torch.einsum("nd,hcd->hnc", x[idx], w) + b[:, None, :]

@@ -27,7 +27,15 @@ from omegaconf import DictConfig
 
 from downstream.encoder import FrozenEncoder, encoder_from_config
 from downstream.evaluation import Outcome
-from downstream.features import ExtractionClock, cached_features, dataset_items, dataset_name, is_cached, split_names
+from downstream.features import (
+    ExtractionClock,
+    cached_features,
+    dataset_items,
+    dataset_name,
+    feature_device,
+    is_cached,
+    split_names,
+)
 from downstream.linear_heads import channel_statistics, head_logits, held_out_split, top_k, train_heads
 from downstream.results import make_record, write_records
 from pretext.cli import entry
@@ -41,14 +49,15 @@ def fit_layer(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torc
     head at that rate trained on all of them; ``xtr`` holds ``views`` rows per image (image-major
     blocks: all images, then all mirrors)."""
     n = len(ytr) // views
-    held = held_out_split(ytr[:n].numpy(), float(p.held_out), seed)
-    keep = torch.from_numpy(np.tile(~held, views))
+    held = held_out_split(ytr[:n].cpu().numpy(), float(p.held_out), seed)
+    keep = torch.from_numpy(np.tile(~held, views)).to(xtr.device)
     train = dict(epochs=int(p.epochs), batch_size=int(p.batch_size), momentum=float(p.momentum),
                  weight_decay=float(p.weight_decay), lr_steps=list(p.lr_steps), lr_gamma=float(p.lr_gamma))  # fmt: skip
     lrs = [float(r) for r in p.lrs]
     w, b = train_heads(xtr[keep], ytr[keep], num_classes, lrs, seed=seed, **train)
-    out = head_logits(xtr[:n][torch.from_numpy(held)], w, b)
-    held_top1 = [top_k(z, ytr[:n][torch.from_numpy(held)], 1) for z in out]
+    held_mask = torch.from_numpy(held).to(xtr.device)
+    out = head_logits(xtr[:n][held_mask], w, b)
+    held_top1 = [top_k(z, ytr[:n][held_mask], 1) for z in out]
     best = max(range(len(lrs)), key=lambda i: (held_top1[i], -lrs[i]))
     w, b = train_heads(xtr, ytr, num_classes, [lrs[best]], seed=seed, **train)
     z = head_logits(xte, w, b)[0]
@@ -79,8 +88,9 @@ def linear_probe_cached(cfg: DictConfig) -> Outcome:
     train = cached_features(cfg, encoder, info, train_split, train_paths, layers, clock, flip=flip)
     test = cached_features(cfg, encoder, info, test_split, test_paths, layers, clock)
     views = 2 if flip else 1
-    ytr = torch.from_numpy(np.tile(train_labels[train["readable"]].argmax(1), views))
-    yte = torch.from_numpy(test_labels[test["readable"]].argmax(1))
+    device = feature_device(cfg.device)  # the heads train where the features were made
+    ytr = torch.from_numpy(np.tile(train_labels[train["readable"]].argmax(1), views)).to(device)
+    yte = torch.from_numpy(test_labels[test["readable"]].argmax(1)).to(device)
     skipped = int((~train["readable"]).sum() + (~test["readable"]).sum())
     p = cfg.probe
     steps = int(p.epochs) * math.ceil(len(ytr) / int(p.batch_size))
@@ -90,10 +100,10 @@ def linear_probe_cached(cfg: DictConfig) -> Outcome:
         options["max_images"] = int(cfg.max_images)
     scores, records, start = {}, [], time.perf_counter()
     for li, layer in enumerate(layers):
-        xtr = torch.from_numpy(np.ascontiguousarray(train[layer], dtype=np.float32))
+        xtr = torch.from_numpy(np.ascontiguousarray(train[layer], dtype=np.float32)).to(device)
         mean, inv = channel_statistics(xtr, encoder.net.channels(layer))
         xtr = (xtr - mean) * inv
-        xte = (torch.from_numpy(np.asarray(test[layer], dtype=np.float32)) - mean) * inv
+        xte = (torch.from_numpy(np.asarray(test[layer], dtype=np.float32)).to(device) - mean) * inv
         for si, seed in enumerate(seeds):
             m = fit_layer(xtr, ytr, xte, yte, views, len(classes), p, seed)
             scores.setdefault(layer, {})[seed] = m
