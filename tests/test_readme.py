@@ -113,7 +113,12 @@ def test_readme_command(command, config_only, setting):
 
 
 def check_config(argv: list[str]) -> None:
-    """A command not run here: its overrides compose (Hydra scripts), or its make target expands."""
+    """A command not run here: its overrides compose (Hydra scripts), its make target expands, or its
+    shell script parses (``bash -n``)."""
+    if argv[0] == "bash":
+        out = subprocess.run(["bash", "-n", argv[1]], cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return
     if argv[0] == "make":
         dry = subprocess.run([*argv[:2], "-n", *argv[2:]], cwd=ROOT, capture_output=True, text=True, env=ENV)
         assert dry.returncode == 0, dry.stderr
