@@ -20,6 +20,12 @@ def quiet_console() -> None:
     # the run folder's wandb/ holds the offline run, synced with `wandb sync` as the README says.
     if os.environ.get("WANDB_MODE", "offline") == "offline":
         os.environ.setdefault("WANDB_SILENT", "true")
+    # Lightning gives its "lightning" logger a console handler of its own; when the root logger has
+    # handlers (Hydra's, in every entry point), lines that reach both print twice: the root's stay.
+    if logging.getLogger().handlers:
+        lit = logging.getLogger("lightning")
+        for h in [h for h in lit.handlers if type(h) is logging.StreamHandler]:
+            lit.removeHandler(h)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         if _drop_litlogger_tip not in logging.getLogger(name).filters:
             logging.getLogger(name).addFilter(_drop_litlogger_tip)
