@@ -128,10 +128,13 @@ class PretextModule(L.LightningModule):
             "input": "l" if self.net.in_channels == 1 else "rgb",
             "config": self.config,
             "precision": str(self._trainer.precision) if self._trainer is not None else None,  # as the run chose it
-            "step": int(checkpoint.get("global_step", 0)),
-            "crops_seen": self.crops_seen(int(checkpoint.get("global_step", 0))),  # the scale a result is at
+            "step": self.trainer_step(),  # as the step files are named
+            "crops_seen": self.crops_seen(self.trainer_step()),  # the scale a result is at
             **self.checkpoint_meta(),
         }
+
+    def trainer_step(self) -> int:
+        return int(self._trainer.global_step) if self._trainer is not None else 0
 
     def crops_seen(self, step: int) -> int | None:
         """Training crops drawn up to ``step``: steps x the batch on each device x devices."""

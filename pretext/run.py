@@ -203,7 +203,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class StopOnSignal(L.Callback):
     """On SIGTERM or SIGUSR1, finish the current step, save ``last_path`` and stop cleanly, so
     ``resume=true`` continues from there. In DDP every rank agrees before stopping. ``stopped_by``
-    names the signal once the run stopped on one."""
+    names the signal once the run stopped on one. At the end of training, ``last_path`` is saved
+    when no checkpoint holds the last step (``max_steps`` off the checkpoint interval, a time limit),
+    so the run's checkpoint is always its final weights."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -212,6 +214,7 @@ class StopOnSignal(L.Callback):
         self.received: int | None = None
         self.stopped_by: str | None = None
         self._previous: dict = {}
+        self._saved_at: int | None = None  # the step of the newest checkpoint written
 
     def _handler(self, signum, frame) -> None:
         self.received = signum
@@ -231,7 +234,13 @@ class StopOnSignal(L.Callback):
             trainer.should_stop = True
             self.received, self.stopped_by = None, name
 
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self._saved_at = trainer.global_step
+
     def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self._saved_at:
+            log.info("saving %s at the final step %d", self.last_path, trainer.global_step)
+            trainer.save_checkpoint(self.last_path)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

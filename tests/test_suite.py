@@ -76,7 +76,7 @@ def test_a_tiny_suite_runs_end_to_end_and_a_second_invocation_runs_nothing(tmp_p
 
 def test_bad_suites_are_named():
     base = {"name": "x", "methods": {"a": {"init": "gaussian"}}, "evaluations": {}}
-    with pytest.raises(ValueError, match="valid: linear_probe, svm_probe"):
+    with pytest.raises(ValueError, match="valid: linear_probe, linear_probe_cached, svm_probe"):
         check_suite(OmegaConf.create(base | {"evaluations": {"e": {"kind": "probe"}}}))
     with pytest.raises(ValueError, match="exactly one of pretext"):
         check_suite(OmegaConf.create(base | {"methods": {"a": {"init": "gaussian", "ckpt": "x"}}}))

@@ -243,8 +243,9 @@ def test_l2_fine_tune_starts_from_a_full_models_weights_but_its_classifier(tmp_p
 def test_checkpoints_record_their_step_and_the_crops_seen(tmp_path):
     from pretext.encoders import load_encoder
 
-    train_mod.train(cfg_for(tmp_path, "model.max_steps=3", "model.batch_size=4"))
+    train_mod.train(cfg_for(tmp_path, "model.max_steps=3", "model.batch_size=4"))  # checkpoints every 2 steps
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 3  # the final step is saved although off the checkpoint interval
     assert ckpt["suite"]["step"] == 3 and ckpt["suite"]["crops_seen"] == 3 * 4  # one device
     _, info = load_encoder(str(tmp_path / "checkpoints" / "last.ckpt"), None, 1, 0)
     assert info.extra["crops_seen"] == 12 and info.extra["step"] == 3  # and so every record of its evaluations
