@@ -178,6 +178,8 @@ def curve_points(records: list[dict]) -> dict[tuple, dict]:
     for (_method, role, ev, layer, dataset, metric, proto, _digest), (stat, rs) in measurements(records).items():
         if ev != "linear_probe" or metric != "top1":
             continue
+        # the encoders' input (L, RGB) differs by method, not by protocol: compared across it
+        proto = json.dumps({k: v for k, v in json.loads(proto).items() if k != "input"}, sort_keys=True)
         if role == "gaussian":
             out[(dataset, proto)]["gaussian"][layer] = stat
         elif (crops := (rs[0].get("pretext") or {}).get("crops_seen")) is not None:

@@ -128,11 +128,12 @@ def test_the_learning_curve_puts_each_checkpoint_against_the_crops_it_saw(tmp_pa
         ("context_encoder", "context_encoder", 4000): (27.0, 27.5, 28.0),
     }
     for (label, role, crops), vals in runs.items():
-        info = EncoderInfo(role, f"/{label}.ckpt", label, 1, LAYERS)
+        info = EncoderInfo(role, f"/{label}.ckpt", label, 3 if role == "context_encoder" else 1, LAYERS)  # RGB / L
         extra = {} if crops is None else {"pretext": {"crops_seen": crops, "step": crops // 32}}
         for seed, v in enumerate(vals):
-            records += [make_record(info, "linear_probe", x, options | {"seed": seed}, "imagenette", "top1", v,
-                                    label=label, **extra) for x in ("conv3", "conv4", "conv5")]  # fmt: skip
+            opts = options | {"seed": seed, "input": info.input}  # as real records: the input differs by method
+            records += [make_record(info, "linear_probe", x, opts, "imagenette", "top1", v, label=label, **extra)
+                        for x in ("conv3", "conv4", "conv5")]  # fmt: skip
     write_records(store, records)
     md = render(store, tmp_path / "out").read_text()
     assert "## Learning curve: colorization minus the baselines against crops seen" in md

@@ -14,7 +14,7 @@
 # torchmetrics, scikit-image, scikit-learn, scipy, matplotlib, numpy and pillow, and no network:
 # Hydra, omegaconf, antlr4 and rich come from the payload's wheels (--no-deps, a temporary folder on
 # PYTHONPATH; nothing is installed into the machine's Python). The project runs from the checkout.
-# DRY_RUN=1 runs the same suite on a CPU at toy sizes (store under outputs/suite/imagenette_gpu_dryrun).
+# DRY_RUN=1 runs the same suite on a CPU at toy sizes (store and report under outputs/suite/imagenette_gpu_dryrun).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
@@ -58,6 +58,7 @@ timeout --signal=TERM --kill-after=30 "${SUITE_S:-540}" \
 rc=$?
 echo "=== suite: rc $rc after $((SECONDS - t0)) s (SIGTERM on the time limit: the suite saves and stops; run again to finish)"
 RESULTS=benchmarks/results/$NAME
+[ "${DRY_RUN:-0}" = 1 ] && RESULTS=$ROOT/report  # a dry run's results stay out of the source tree
 mkdir -p "$RESULTS"
 if [ -f "$ROOT/results.jsonl" ]; then
     cp "$ROOT/results.jsonl" "$ROOT/invocations.jsonl" "$RESULTS"/ 2>/dev/null
