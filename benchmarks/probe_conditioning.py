@@ -54,6 +54,7 @@ def short_probe(x: np.ndarray, y: np.ndarray, channels: int, batch_stats: bool, 
                 seed: int = 0) -> dict:  # fmt: skip
     """The protocol's head for ``steps`` steps: the last 10 steps' mean loss, and its top-1 on ``x``."""
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the head's initial weights
     maps = torch.from_numpy(x).reshape(len(x), channels, -1, 1)
     bn = torch.nn.BatchNorm2d(channels, affine=False)
     fc = torch.nn.Linear(x.shape[1], int(y.max()) + 1)

@@ -354,7 +354,9 @@ def render(store: Path, out: Path, header: list[str] | None = None) -> Path:
     if order := orderings(rows, records):
         lines += ["## The paper's orderings: reproduced here?", "",
                   "Each difference's 95% interval over probe seeds decides: above 0, the ordering is reproduced; "
-                  "below 0, reversed; including 0 (or a single seed), not settled.", "", *order, ""]  # fmt: skip
+                  "below 0, reversed; including 0 (or a single seed), not settled. The interval covers the probes' "
+                  "seeds only: each pretext is one run, so it says nothing of the spread between pretext runs.",
+                  "", *order, ""]  # fmt: skip
     if curve := learning_curve(records, out):
         lines += ["## Learning curve: colorization minus the baselines against crops seen (top-1 points)", "",
                   *curve]  # fmt: skip

@@ -188,8 +188,9 @@ def main() -> None:
     write_suite(root / "conf", root / "data")
     rng, start = random.Random(args.seed), time.time()
     ref = launch(root / "reference", root / "conf", "none", root / "reference.killed")
-    if ref.wait() != 0:
-        raise RuntimeError(ref.stderr.read()[-3000:])
+    _, err = ref.communicate()
+    if ref.returncode != 0:
+        raise RuntimeError(err[-3000:])
     span = time.time() - start
     reference = {same_run_key(r): float(r["value"]) for r in read_records(root / "reference" / "results.jsonl")}
     runs = []

@@ -4,7 +4,7 @@ train on.
 
 The images are the validation view (resized to ``data.resize`` on the shorter side, centre crop
 ``data.crop``), optionally with its mirror image too (``flip``); each layer's map is reduced by the
-``pool`` protocol (:mod:`downstream.reduce`) and flattened. Features are cached as float16 under
+``pool`` protocol (:mod:`downstream.reduce`) and flattened. Features are cached as float32 under
 ``cache_dir``, one folder per (encoder, dataset, split, pool, precision, view, exact image list), and
 read back by any later run.
 """

@@ -67,6 +67,9 @@ def fit_layer(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torc
 
 def linear_probe_cached(cfg: DictConfig) -> Outcome:
     os.environ.setdefault("WANDB_MODE", "offline")
+    if cfg.data.kind != "folder":
+        raise ValueError(f"data.kind={cfg.data.kind}: the cached linear probe is single-label, a folder per "
+                         "class (data.kind=folder); VOC07 is multi-label: downstream/svm_probe.py")  # fmt: skip
     net, info, layers = encoder_from_config(cfg)
     encoder = FrozenEncoder(net, layers)
     train_split, test_split = split_names(cfg)
@@ -77,7 +80,8 @@ def linear_probe_cached(cfg: DictConfig) -> Outcome:
         raise ValueError(f"{test_split} has other classes than {train_split}: "
                          f"{sorted(set(test_classes) ^ set(classes))[:5]} are in one only")  # fmt: skip
     flip = bool(cfg.flip)
-    to_extract = (0 if is_cached(cfg, info, train_split, train_paths, flip) else len(train_paths) * (1 + flip)) + (
+    # images to read (a train image's time includes its mirror's pass)
+    to_extract = (0 if is_cached(cfg, info, train_split, train_paths, flip) else len(train_paths)) + (
         0 if is_cached(cfg, info, test_split, test_paths) else len(test_paths))
     seeds = [int(s) for s in cfg.seeds]
     if not seeds:

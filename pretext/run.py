@@ -220,6 +220,8 @@ class StopOnSignal(L.Callback):
         self.received = signum
 
     def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.ckpt_path:  # resumed: the checkpoint it resumed from holds this step
+            self._saved_at = trainer.global_step
         try:
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handler)
@@ -227,6 +229,8 @@ class StopOnSignal(L.Callback):
             log.debug("signal handlers not installed: not in the main thread")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= trainer.max_steps > 0:  # the last step: the run ends and saves anyway
+            return
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             name = signal.Signals(self.received).name if self.received else "a peer's signal"
             log.warning("received %s: saving %s at step %d and stopping", name, self.last_path, trainer.global_step)

@@ -98,3 +98,12 @@ def test_probe_on_cached_features_writes_a_record_per_seed_and_reads_its_cache_b
     second = lpc.linear_probe_cached(cfg)
     assert len(calls) == 2  # read back from the cache
     assert second.scores == first.scores  # the same seeds give the same heads
+
+
+def test_a_multi_label_set_is_refused_with_the_probe_to_use():
+    from downstream import linear_probe_cached as lpc
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("linear_probe_cached", overrides=["init=gaussian", "data.kind=voc07"])
+    with pytest.raises(ValueError, match="single-label.*svm_probe.py"):
+        lpc.linear_probe_cached(cfg)

@@ -53,7 +53,8 @@ else
 fi
 ROOT=outputs/suite/$NAME
 t0=$SECONDS
-timeout --signal=TERM --kill-after=30 "${SUITE_S:-540}" \
+# --foreground: SIGTERM reaches the suite alone (it saves and stops); its DataLoader workers end with it
+timeout --foreground --signal=TERM --kill-after=30 "${SUITE_S:-540}" \
     "$PYTHON" benchmarks/suite.py suite=imagenette_gpu root="$ROOT" "${EXTRA[@]}"
 rc=$?
 echo "=== suite: rc $rc after $((SECONDS - t0)) s (SIGTERM on the time limit: the suite saves and stops; run again to finish)"
