@@ -38,6 +38,7 @@ from benchmarks.common import write_result
 from downstream import svm_probe as svm
 from downstream.encoder import FrozenEncoder, encoder_from_config
 from downstream.features import extract_features
+from pretext.checkpoint_files import repo_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +101,7 @@ def liblinear_protocol(xtr, ytr, xte, yte, cfg) -> tuple[dict, list[dict]]:
 
 def end_to_end(root: Path, cache: Path) -> dict:
     cmd = [sys.executable, "downstream/svm_probe.py", "init=gaussian", "layer=conv5", "data.kind=folder",
-           f"data.root={root}", f"cache_dir={cache}", "results=null"]  # fmt: skip
+           f"data.root={repo_path(root)}", f"cache_dir={repo_path(cache)}", "results=null"]  # fmt: skip
     before = loadavg()
     t = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "offline"})
@@ -151,7 +152,8 @@ def main() -> None:
                     help="only time the command N times (cache emptied each time): bench_svm_end_to_end.json")
     args = ap.parse_args()
     root, cache = Path(args.root).resolve(), Path(args.cache)
-    result: dict = {"dataset": str(root), "layer": "conv5", "encoder": "init=gaussian", "loadavg_1min_start": loadavg()}
+    result: dict = {"dataset": repo_path(root), "layer": "conv5", "encoder": "init=gaussian",
+                    "loadavg_1min_start": loadavg()}
     if args.only_end_to_end:
         import shutil
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from downstream.results import Record, drop_records, read_records, write_records
-from pretext.checkpoint_files import file_digest
+from pretext.checkpoint_files import file_digest, repo_path
 from pretext.cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ class Suite:
         _, h, job = self.pretext_spec(method)
         done = job / "done.json"
         if done.is_file() and json.loads(done.read_text()).get("spec") == h:
-            return Path(json.loads(done.read_text())["checkpoint"])
+            return ROOT / json.loads(done.read_text())["checkpoint"]  # repository-relative, or absolute
         return None
 
     def checkpoint(self, method: Method, make: bool) -> Path | None:
@@ -205,10 +205,10 @@ class Suite:
             raise Stopped(f"pretext run of {method.name} stopped on {result['stopped_by']} at step "
                           f"{result['global_step']}")  # fmt: skip
         (job / "done.json").write_text(json.dumps({
-            "spec": h, "checkpoint": result["last_checkpoint"], "overrides": overrides,
+            "spec": h, "checkpoint": repo_path(result["last_checkpoint"]), "overrides": overrides,
             "global_step": result["global_step"], "wall_s": time.time() - start}))  # fmt: skip
         self.ran.append(f"pretext-{method.name}")
-        return Path(result["last_checkpoint"])
+        return Path(result["last_checkpoint"])  # absolute: the jobs run from anywhere
 
     # ----------------------------------------------------------------------------------- evaluations
     def digest(self, path: Path) -> str:

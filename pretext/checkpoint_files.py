@@ -38,10 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def repo_path(path: str | Path) -> str:
-    """A path as results name it: relative to the repository when inside it (records then read the
-    same on every machine), else absolute."""
+    """A path as results name it: relative to the repository when inside it or beside it (``../shared``,
+    as the configs name the data; records then read the same on every machine), else absolute."""
     path = Path(path).expanduser().resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    if path.is_relative_to(REPO):
+        return str(path.relative_to(REPO))
+    if path.is_relative_to(REPO.parent) and REPO.parent != Path(REPO.anchor):
+        return str(Path("..") / path.relative_to(REPO.parent))
+    return str(path)
 
 
 def file_digest(path: str | Path) -> str:

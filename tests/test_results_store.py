@@ -44,6 +44,7 @@ def test_records_name_checkpoints_relative_to_the_repository(tmp_path):
     from pretext.checkpoint_files import REPO, repo_path
 
     assert repo_path(REPO / "outputs" / "x" / "last.ckpt") == "outputs/x/last.ckpt"
+    assert repo_path(REPO.parent / "shared" / "data") == "../shared/data"  # beside the checkout, as configs name it
     assert repo_path(tmp_path / "a.ckpt") == str((tmp_path / "a.ckpt").resolve())  # outside: absolute
 
 
