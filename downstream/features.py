@@ -110,6 +110,18 @@ def dataset_items(cfg: DictConfig, split: str):
     return [paths[i] for i in keep], labels[keep], classes
 
 
+def labelled_splits(cfg: DictConfig) -> tuple[tuple, tuple, list[str]]:
+    """((train split, paths, labels), (test split, paths, labels), classes) of ``cfg.data``
+    (:func:`dataset_items`), the two splits checked to hold the same classes."""
+    train_split, test_split = split_names(cfg)
+    train_paths, train_labels, classes = dataset_items(cfg, train_split)
+    test_paths, test_labels, test_classes = dataset_items(cfg, test_split)
+    if test_classes != classes:
+        raise ValueError(f"{test_split} has other classes than {train_split}: "
+                         f"{sorted(set(test_classes) ^ set(classes))[:5]} are in one only")  # fmt: skip
+    return (train_split, train_paths, train_labels), (test_split, test_paths, test_labels), classes
+
+
 # ------------------------------------------------------------------------------- features
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, data):

@@ -30,11 +30,10 @@ from downstream.evaluation import Outcome
 from downstream.features import (
     ExtractionClock,
     cached_features,
-    dataset_items,
     dataset_name,
     feature_device,
     is_cached,
-    split_names,
+    labelled_splits,
 )
 from downstream.linear_heads import channel_statistics, head_logits, held_out_split, top_k, train_heads
 from downstream.results import make_record, write_records
@@ -72,13 +71,8 @@ def linear_probe_cached(cfg: DictConfig) -> Outcome:
                          "class (data.kind=folder); VOC07 is multi-label: downstream/svm_probe.py")  # fmt: skip
     net, info, layers = encoder_from_config(cfg)
     encoder = FrozenEncoder(net, layers)
-    train_split, test_split = split_names(cfg)
+    (train_split, train_paths, train_labels), (test_split, test_paths, test_labels), classes = labelled_splits(cfg)
     name = dataset_name(cfg)
-    train_paths, train_labels, classes = dataset_items(cfg, train_split)
-    test_paths, test_labels, test_classes = dataset_items(cfg, test_split)
-    if test_classes != classes:
-        raise ValueError(f"{test_split} has other classes than {train_split}: "
-                         f"{sorted(set(test_classes) ^ set(classes))[:5]} are in one only")  # fmt: skip
     flip = bool(cfg.flip)
     # images to read (a train image's time includes its mirror's pass)
     to_extract = (0 if is_cached(cfg, info, train_split, train_paths, flip) else len(train_paths)) + (

@@ -46,6 +46,7 @@ from downstream.features import (  # noqa: F401 (split_names, even_subset, datas
     dataset_name,
     even_subset,
     is_cached,
+    labelled_splits,
     split_names,
 )
 from downstream.results import make_record, write_records
@@ -377,13 +378,8 @@ def svm_probe(cfg: DictConfig) -> Outcome:
         raise ValueError(f"solver={cfg.solver!r} is not valid; valid: {', '.join(SOLVERS)}")
     net, info, layers = encoder_from_config(cfg)
     encoder = FrozenEncoder(net, layers)
-    train_split, test_split = split_names(cfg)
+    (train_split, train_paths, train_labels), (test_split, test_paths, test_labels), classes = labelled_splits(cfg)
     name = dataset_name(cfg)
-    train_paths, train_labels, classes = dataset_items(cfg, train_split)
-    test_paths, test_labels, test_classes = dataset_items(cfg, test_split)
-    if test_classes != classes:
-        raise ValueError(f"{test_split} has other classes than {train_split}: "
-                         f"{sorted(set(test_classes) ^ set(classes))[:5]} are in one only")  # fmt: skip
     to_extract = sum(len(p) for s, p in ((train_split, train_paths), (test_split, test_paths))
                      if not is_cached(cfg, info, s, p))  # fmt: skip
     columns = len(classes) * (int(cfg.cv_folds) + 1)
