@@ -86,9 +86,12 @@ def train_heads(x: Tensor, y: Tensor, num_classes: int, lrs, epochs: int, batch_
 
 
 def top_k(logits: Tensor, y: Tensor, k: int) -> float:
-    """Top-``k`` accuracy in % of (N, C) ``logits`` (k capped at C)."""
-    k = min(k, logits.shape[1])
-    return float((logits.topk(k, dim=1).indices == y[:, None]).any(1).float().mean() * 100)
+    """Top-``k`` accuracy in % of (N, C) ``logits`` (k capped at C), as the online probe's
+    torchmetrics ``MulticlassAccuracy`` computes it."""
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    c = logits.shape[1]
+    return float(multiclass_accuracy(logits, y, num_classes=c, top_k=min(k, c), average="micro") * 100)
 
 
 def head_logits(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
