@@ -38,7 +38,7 @@ if [ "${DRY_RUN:-0}" = 1 ]; then  # toy sizes: every step of the suite, on a CPU
     NAME=imagenette_gpu_dryrun
     TOY=(model=alexnet_small model.net.fc_width=32 model.crop=64 model.batch_size=8 model.max_steps=4
          trainer.ckpt_every_n_steps=1 trainer.val_check_interval=2 trainer.limit_val_batches=1 data.num_workers=1
-         data.decode=cpu color.prior_images=16 callbacks.progress_bar=null logger=csv)
+         color.prior_images=16 callbacks.progress_bar=null logger=csv)
     PROBE=("layer=[conv3,conv5]" "seeds=[0,1]" probe.epochs=2 max_images=40 "data.root=$PAYLOAD/imagenette"
            data.name=imagenette_subset num_workers=1)
     AUC=("data.root=$PAYLOAD/imagenette/val" data.max_images=8 net_size=64)
@@ -67,8 +67,9 @@ if [ -f "$ROOT/results.jsonl" ]; then
 fi
 if [ -n "$OUT" ]; then
     cp -r "$RESULTS" "$OUT"/ 2>/dev/null || true
-    for f in "$ROOT"/jobs/pretext-*/done.json; do
-        [ -e "$f" ] && cp "$f" "$OUT/$(basename "$(dirname "$f")").json"
-    done
+    # the pretext runs' done.json (steps, wall time) in one file: the device runner returns 8 files at most
+    "$PYTHON" -c 'import json, sys, pathlib
+runs = {pathlib.Path(f).parent.name: json.loads(pathlib.Path(f).read_text()) for f in sys.argv[1:]}
+print(json.dumps(runs, indent=1))' "$ROOT"/jobs/pretext-*/done.json > "$OUT/pretext_runs.json" 2>/dev/null || true
 fi
 exit $rc
