@@ -226,6 +226,8 @@ def plot_curve(series, path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, base in zip(axes, ("Gaussian", "Context Encoders"), strict=True):
+        if not any(b == base for b, *_ in series):  # e.g. a suite cut short before that baseline's run
+            ax.text(0.5, 0.5, f"no {base} records", ha="center", va="center", transform=ax.transAxes)
         for layer in ORDERING_LAYERS:
             pts = sorted((c, d) for b, x, c, d in series if b == base and x == layer)
             if not pts:
@@ -236,7 +238,8 @@ def plot_curve(series, path: Path) -> Path:
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(f"colorization minus {base} (95% CI)")
         ax.set_xlabel("crops seen by the pretext")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     axes[0].set_ylabel("linear top-1 difference (points)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
