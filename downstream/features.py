@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("downstream.features")
 PRECISIONS = ("fp32", "bf16")
+# left free on the cache's disk: one checkpoint's cached features are ~5 GB (alexnet_small, all
+# layers, Imagenette train with mirrors); a full disk must not stop the suite's other writes
+CACHE_SPARE_BYTES = 2 * 1024**3
 
 
 # ------------------------------------------------------------------------------- progress
@@ -244,6 +248,13 @@ def cached_features(cfg, encoder, info, split: str, paths, layers, clock=None, f
     feats = extract_features(encoder, paths, layers, cfg.pool.name, OmegaConf.to_container(cfg.pool, resolve=True),
                              cfg.data.crop, cfg.data.resize, cfg, clock, f"features {split}", flip)  # fmt: skip
     cache.mkdir(parents=True, exist_ok=True)
+    need = sum(feats[k].nbytes for k in [*layers, "readable"])
+    free = shutil.disk_usage(cache).free
+    if need + CACHE_SPARE_BYTES > free:  # the cache only saves time: the run goes on without it, and says so
+        log.warning("features of %s %s not cached: they need %.1f GB and %s has %.1f GB free (%.1f GB kept "
+                    "spare); free space or set cache_dir= elsewhere to cache them", dataset_name(cfg), split,
+                    need / 1e9, cache, free / 1e9, CACHE_SPARE_BYTES / 1e9)  # fmt: skip
+        return feats
     for k, f in [*files.items(), ("readable", rfile)]:
         tmp = f.with_name(f.stem + ".tmp.npy")
         np.save(tmp, feats[k])

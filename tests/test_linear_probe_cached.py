@@ -107,3 +107,26 @@ def test_a_multi_label_set_is_refused_with_the_probe_to_use():
         cfg = compose("linear_probe_cached", overrides=["init=gaussian", "data.kind=voc07"])
     with pytest.raises(ValueError, match="single-label.*svm_probe.py"):
         lpc.linear_probe_cached(cfg)
+
+
+def test_features_are_not_cached_when_the_disk_lacks_room_and_the_probe_goes_on(tmp_path, monkeypatch, caplog):
+    """A full disk stopped the long suite mid-write of a 700 MB cache file: the cache only saves time,
+    so the probe scores the same without it and says why nothing was cached."""
+    import shutil
+
+    from downstream import linear_probe_cached as lpc
+
+    write_folder(tmp_path / "d" / "train", LEVELS, 6, seed=1)
+    write_folder(tmp_path / "d" / "val", LEVELS, 3, seed=2)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("linear_probe_cached", overrides=[
+            "init=gaussian", "layer=[conv1]", f"data.root={tmp_path / 'd'}", "data.name=t", "num_workers=0",
+            "seeds=[0]", "probe.epochs=2", "probe.batch_size=16", "probe.lrs=[0.01]", "probe.held_out=0.25",
+            f"cache_dir={tmp_path / 'cache'}", "results=null",
+        ])  # fmt: skip
+    full = shutil.disk_usage(tmp_path)._replace(free=features.CACHE_SPARE_BYTES)  # nothing beyond the spare
+    monkeypatch.setattr(features.shutil, "disk_usage", lambda _p: full)
+    with caplog.at_level("WARNING", logger="downstream.features"):
+        outcome = lpc.linear_probe_cached(cfg)
+    assert outcome.records and not list((tmp_path / "cache").rglob("*.npy"))
+    assert sum("not cached" in r.getMessage() and "free" in r.getMessage() for r in caplog.records) == 2  # train, val
