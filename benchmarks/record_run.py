@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks.common import RESULTS, write_result
+from pretext.checkpoint_files import repo_path
 
 VAL_KEYS = ("val/loss", "val/loss_weighted", "val/auc", "val/auc_rebal", "val/auc_grey", "val/auc_rebal_grey")
 
@@ -66,7 +67,7 @@ def main() -> None:
 
     first, last = val[0], val[-1]
     summary = {
-        "run_dir": str(args.run_dir),
+        "run_dir": repo_path(args.run_dir),
         "overrides": (args.run_dir / "hydra" / "overrides.yaml").read_text()
         if (args.run_dir / "hydra").is_dir()
         else None,
