@@ -258,7 +258,7 @@ def difference_panel(ms) -> dict:
         notes.append("No colorization linear probe shares a protocol with a Context Encoders or Gaussian one.")
     caption = (
         "Top-1 points, colorization minus each compared method under the same probe protocol; in brackets, "
-        "the 95% t-interval over seeds (paired when both hold the same seeds). n=1: a single seed, no "
+        "the 95% t-interval over seeds (paired over the seeds both hold). n=1: a single seed, no "
         "interval. Dashed: the paper's differences (ImageNet-1k)."
     )
     return {

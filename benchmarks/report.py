@@ -100,7 +100,7 @@ def linear_table(rows) -> list[str]:
 def comparison(rows) -> list[str]:
     """Colorization minus each compared method, layer by layer, under the same protocol (dataset,
     pool, schedule), beside the paper's difference: with several seeds, the difference ± the
-    half-width of its 95% t-interval (paired when both hold the same seeds, else Welch's)."""
+    half-width of its 95% t-interval (paired over the seeds both hold, else Welch's)."""
     paper = {"context_encoder": "Context Encoders", "gaussian": "Gaussian random"}
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for (method, dataset, pool, sched, _steps), vals in rows.items():

@@ -4,8 +4,9 @@
 Records of the results store that differ only in an option ``seed`` (and so perhaps in their
 checkpoint) are seeds of one measurement (:func:`measurements`). A measurement is shown as its mean
 with the 95% t-interval when it has two seeds or more (:func:`summarize`), and a difference of two
-measurements with its own interval, paired over seeds when both hold the same seeds, else Welch's
-(:func:`difference`). A single seed has no interval: its value, marked n=1.
+measurements with its own interval, paired over the seeds both hold when they share two or more
+(the mean and interval of the per-seed differences), else Welch's (:func:`difference`). A single
+seed has no interval: its value, marked n=1.
 """
 
 from __future__ import annotations
@@ -67,17 +68,21 @@ def summarize(values, seeds=()) -> Stat:
 
 
 def difference(a: Stat, b: Stat) -> Stat:
-    """a minus b: paired over seeds when both hold the same seeds, else Welch's interval; no interval
-    when either side has a single seed."""
+    """a minus b: paired over the seeds both hold when they share two or more (the mean and t-interval
+    of the per-seed differences on those seeds alone: a side with extra seeds is compared on the
+    shared ones), else Welch's interval; no interval when either side has a single seed."""
     mean = a.mean - b.mean
     if a.n < 2 or b.n < 2:
         n_text = "1" if a.n == b.n == 1 else f"{a.n} vs {b.n}"
         return Stat(mean, min(a.n, b.n), n_text=n_text)
-    if a.seeds and len(set(a.seeds)) == a.n and set(a.seeds) == set(b.seeds):
-        bv = dict(zip(b.seeds, b.values, strict=True))
-        diffs = [v - bv[s] for s, v in zip(a.seeds, a.values, strict=True)]
+    unique = a.seeds and len(set(a.seeds)) == a.n and b.seeds and len(set(b.seeds)) == b.n
+    shared = [s for s in a.seeds if s in set(b.seeds)] if unique else []
+    if len(shared) >= 2:
+        av, bv = dict(zip(a.seeds, a.values, strict=True)), dict(zip(b.seeds, b.values, strict=True))
+        diffs = [av[s] - bv[s] for s in shared]
+        m = statistics.fmean(diffs)
         h = t_half_width(statistics.stdev(diffs), len(diffs), len(diffs) - 1)
-        return Stat(mean, a.n, mean - h, mean + h, n_text=f"{a.n} paired")
+        return Stat(m, len(diffs), m - h, m + h, tuple(diffs), tuple(shared), n_text=f"{len(diffs)} paired")
     va, vb = statistics.variance(a.values) / a.n, statistics.variance(b.values) / b.n
     se = math.sqrt(va + vb)
     if se == 0:

@@ -92,6 +92,11 @@ def test_intervals_over_seeds():
     welch = dashboard.difference(s, dashboard.summarize([20.0, 22.0], [7, 8]))
     w = stats.ttest_ind([30.0, 31.5, 33.0], [20.0, 22.0], equal_var=False).confidence_interval(0.95)
     assert welch.n_label == "n=3 vs 2" and (welch.lo, welch.hi) == pytest.approx((w.low, w.high))
+    # a side with extra seeds is compared on the seeds both hold, paired
+    more = dashboard.difference(dashboard.summarize([30.0, 31.5, 33.0, 40.0, 45.0], [0, 1, 2, 3, 4]),
+                                dashboard.summarize([20.0, 21.0, 22.0], [0, 1, 2]))  # fmt: skip
+    assert more.n_label == "n=3 paired" and more.mean == pytest.approx(10.5)
+    assert (more.lo, more.hi) == pytest.approx(d)
     single = dashboard.difference(s, dashboard.summarize([25.0]))
     assert single.lo is None and single.n_label == "n=3 vs 1" and single.text(signed=True) == "+6.5"
 
