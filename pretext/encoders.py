@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,11 @@ def load_encoder(
             calibration = calibration_batch(init_data, in_channels=in_channels)
         net = init_encoder(init, in_channels=in_channels, seed=seed, calibration=calibration)
         layers = tuple(net.blocks._modules)
-        digest = f"{init}-seed{seed}" + (f"-{Path(init_data).name}" if calibration is not None else "")
+        # what makes the net: the cache of its features and its records are keyed by it
+        digest = f"{init}-{in_channels}ch-seed{seed}"
+        if calibration is not None:  # the folder by name and by its place (two folders "train" differ)
+            place = hashlib.sha1(repo_path(init_data).encode()).hexdigest()[:8]
+            digest += f"-{Path(init_data).name}-{place}"
         return net, EncoderInfo(init, f"init:{init}", digest, in_channels, layers)
     path = Path(ckpt).expanduser()
     loaded = read_checkpoint(path)

@@ -101,3 +101,16 @@ def test_supervised_task_trains_on_labelled_folders_and_refuses_unlabelled_data(
     assert info.method == "supervised" and info.input == "RGB" and net.out_channels == 2
     with pytest.raises(ValueError, match="task=supervised needs labelled data"):
         train_mod.train(cfg_for(tmp_path / "run2", "task=supervised"))
+
+
+def test_an_inits_digest_names_what_makes_the_net(tmp_path):
+    """Features are cached by the encoder's digest: a 1- and a 3-channel Gaussian net once shared one
+    (the second probe read the first's features), and so did two calibration folders of one name."""
+    from tests.test_linear_probe import LEVELS, write_folder
+
+    digests = {load_encoder(init="gaussian", in_channels=c, seed=s)[1].digest for c in (1, 3) for s in (0, 1)}
+    assert len(digests) == 4
+    for place in ("a", "b"):
+        write_folder(tmp_path / place / "train", LEVELS, 1, seed=1)
+    a, b = (load_encoder(init="kraehenbuehl", init_data=tmp_path / p / "train")[1].digest for p in ("a", "b"))
+    assert a != b and a.startswith("kraehenbuehl-1ch-seed0-train-")

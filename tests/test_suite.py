@@ -24,6 +24,7 @@ def tiny_suite(tmp_path, data):
     return OmegaConf.create({
         "root": str(tmp_path / "suite"),
         "dry_run": False,
+        "keep_features": False,
         "suite": {
             "name": "tiny",
             "methods": {
@@ -105,3 +106,55 @@ def test_a_method_can_be_another_methods_run_at_an_earlier_step(tmp_path):
     steps = {r["method"]: (r["pretext"]["step"], r["pretext"]["crops_seen"]) for r in store}
     assert steps == {"colorization": (4, 16), "colorization@2": (2, 8)}  # batch 4, one device
     assert len({r["checkpoint_digest"] for r in store}) == 2
+
+
+def cached_probe_suite(tmp_path, keep: bool):
+    probe = ["layer=[conv1]", f"data.root={tmp_path / 'd'}", "data.name=t", "num_workers=0", "probe.epochs=2",
+             "probe.batch_size=16", "probe.lrs=[0.01]", "probe.held_out=0.25"]  # fmt: skip
+    return OmegaConf.create({"root": str(tmp_path / "suite"), "dry_run": False, "keep_features": keep, "suite": {
+        "name": "cached", "methods": {"gaussian": {"init": "gaussian"}, "gaussian_rgb": {"init": "gaussian",
+                                                                                         "init_channels": 3}},
+        "evaluations": {"seed0": {"kind": "linear_probe_cached", "overrides": [*probe, "seeds=[0]"]},
+                        "seed1": {"kind": "linear_probe_cached", "overrides": [*probe, "seeds=[1]"]}}}})  # fmt: skip
+
+
+def test_a_methods_feature_cache_is_shared_by_its_jobs_then_deleted(tmp_path, monkeypatch):
+    """Each checkpoint's cached features took ~5 GB on Imagenette and the long suite filled the disk:
+    a method's jobs share its cache, which goes once they are done; a stopped suite keeps it."""
+    from downstream import features
+
+    write_folder(tmp_path / "d" / "train", LEVELS, 4, seed=1)
+    write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
+    calls, seen = [], []
+    real = features.extract_features
+    monkeypatch.setattr(features, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    suite = Suite(cached_probe_suite(tmp_path, keep=False))
+    real_eval = suite.evaluate
+    cache = tmp_path / "suite" / "features"
+
+    def evaluate(job):  # what the cache holds as each job starts
+        seen.append((job.id, len(list(cache.rglob("*.npy"))) if cache.is_dir() else 0))
+        real_eval(job)
+
+    monkeypatch.setattr(suite, "evaluate", evaluate)
+    assert suite.run()["stopped"] is None
+    assert len(calls) == 4  # train and val once per method: the second job of a method reads the cache
+    assert [n > 0 for _, n in seen] == [False, True, False, True]  # the first method's cache gone before the next
+    assert not cache.exists()
+    kept = Suite(cached_probe_suite(tmp_path / "k", keep=True))
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "d").symlink_to(tmp_path / "d")
+    kept.run()
+    assert (tmp_path / "k" / "suite" / "features").is_dir()
+    stopped = Suite(cached_probe_suite(tmp_path / "s", keep=False))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "d").symlink_to(tmp_path / "d")
+    first_job = stopped.evaluate
+
+    def evaluate_then_signal(job):
+        first_job(job)
+        stopped.signalled = "SIGTERM"
+
+    monkeypatch.setattr(stopped, "evaluate", evaluate_then_signal)
+    assert "SIGTERM" in stopped.run()["stopped"]
+    assert list((tmp_path / "s" / "suite" / "features").rglob("*.npy"))  # resumes with its cache
