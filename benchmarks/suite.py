@@ -254,8 +254,8 @@ class Suite:
         config_name, target = EVALUATIONS[job.kind]
         if job.kind == "colorization_auc":
             place = [f"output={run_dir}"]
-        elif job.kind in FEATURE_CACHED:  # features cached per checkpoint, shared by the suite's jobs
-            place = [f"cache_dir={self.root / 'features'}"]
+        elif job.kind in FEATURE_CACHED:  # features cached per checkpoint, shared by the method's jobs
+            place = [f"cache_dir={self.features(job.method)}"]
         else:
             place = [f"run_dir={run_dir}", "resume=auto"]
         cfg = compose_cfg(config_name, [*job.overrides, *job.method.encoder_overrides(ckpt), *place, "results=null"])
@@ -267,18 +267,22 @@ class Suite:
         write_records(self.store, [r.relabel(job.method.name, job.tag) for r in outcome.records])
         self.ran.append(job.id)
 
-    def drop_features(self) -> None:
-        """Deletes the suite's feature cache once a method's jobs are done: its jobs share one
-        checkpoint's features (about 5 GB on Imagenette: 6 layers of 9,469 photos and their mirrors),
-        which no other method reads, so a long suite needs the room of one checkpoint, not of all;
+    def features(self, method: Method) -> Path:
+        return self.root / "features" / method.name
+
+    def drop_features(self, method: Method) -> None:
+        """Deletes the method's feature cache once its jobs are done: they share its checkpoint's
+        features (about 5 GB on Imagenette: 6 layers of 9,469 photos and their mirrors), which no other
+        method reads, so a long suite needs the room of one checkpoint, not of all;
         ``keep_features=true`` keeps them (an evaluation added later then skips the extraction). A
-        suite stopped part-way keeps the cache of the method it stopped in."""
-        cache = self.root / "features"
+        suite stopped part-way keeps the cache of the method it stopped in, for the next invocation."""
+        cache = self.features(method)
         if self.cfg.keep_features or self.cfg.dry_run or not cache.is_dir():
             return
         size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
         shutil.rmtree(cache)
-        log.info("suite: deleted the feature cache, %.2f GB (keep_features=true keeps it)", size / 1e9)
+        log.info("suite: %s is done: deleted its feature cache, %.2f GB (keep_features=true keeps it)",
+                 method.name, size / 1e9)  # fmt: skip
 
     # ----------------------------------------------------------------------------------- all
     def jobs(self) -> list[Job]:
@@ -303,11 +307,12 @@ class Suite:
             for job in self.jobs():
                 if self.signalled:
                     raise Stopped(f"{self.signalled} arrived between jobs")
-                if method is not None and job.method.name != method:
-                    self.drop_features()  # the method before is done
-                method = job.method.name
+                if method is not None and job.method != method:
+                    self.drop_features(method)  # its jobs are done
+                method = job.method
                 self.evaluate(job)
-            self.drop_features()
+            if method is not None:
+                self.drop_features(method)
         except Stopped as err:
             stopped = str(err)
             log.warning("suite stopped: %s. Run the same command again to resume.", stopped)

@@ -97,7 +97,7 @@ def load_encoder(
         layers = tuple(net.blocks._modules)
         # what makes the net: the cache of its features and its records are keyed by it
         digest = f"{init}-{in_channels}ch-seed{seed}"
-        if calibration is not None:  # the folder by name and by its place (two folders "train" differ)
+        if calibration is not None:  # the folder by name and by its path (two folders "train" differ; not its contents)
             place = hashlib.sha1(repo_path(init_data).encode()).hexdigest()[:8]
             digest += f"-{Path(init_data).name}-{place}"
         return net, EncoderInfo(init, f"init:{init}", digest, in_channels, layers)

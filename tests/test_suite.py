@@ -120,41 +120,48 @@ def cached_probe_suite(tmp_path, keep: bool):
 
 def test_a_methods_feature_cache_is_shared_by_its_jobs_then_deleted(tmp_path, monkeypatch):
     """Each checkpoint's cached features took ~5 GB on Imagenette and the long suite filled the disk:
-    a method's jobs share its cache, which goes once they are done; a stopped suite keeps it."""
+    a method's jobs share its cache, which goes once they are done; a suite stopped in a method keeps
+    that method's cache, and the next invocation reads it back."""
     from downstream import features
 
     write_folder(tmp_path / "d" / "train", LEVELS, 4, seed=1)
     write_folder(tmp_path / "d" / "val", LEVELS, 2, seed=2)
-    calls, seen = [], []
+    calls = []
     real = features.extract_features
     monkeypatch.setattr(features, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def cached(root):  # the methods whose features are cached now
+        return sorted(p.name for p in (root / "suite" / "features").glob("*") if any(p.rglob("*.npy")))
+
     suite = Suite(cached_probe_suite(tmp_path, keep=False))
-    real_eval = suite.evaluate
-    cache = tmp_path / "suite" / "features"
-
-    def evaluate(job):  # what the cache holds as each job starts
-        seen.append((job.id, len(list(cache.rglob("*.npy"))) if cache.is_dir() else 0))
-        real_eval(job)
-
-    monkeypatch.setattr(suite, "evaluate", evaluate)
+    seen, evaluate = [], suite.evaluate
+    monkeypatch.setattr(suite, "evaluate", lambda job: seen.append((job.id, cached(tmp_path))) or evaluate(job))
     assert suite.run()["stopped"] is None
-    assert len(calls) == 4  # train and val once per method: the second job of a method reads the cache
-    assert [n > 0 for _, n in seen] == [False, True, False, True]  # the first method's cache gone before the next
-    assert not cache.exists()
-    kept = Suite(cached_probe_suite(tmp_path / "k", keep=True))
-    (tmp_path / "k").mkdir()
-    (tmp_path / "k" / "d").symlink_to(tmp_path / "d")
-    kept.run()
-    assert (tmp_path / "k" / "suite" / "features").is_dir()
-    stopped = Suite(cached_probe_suite(tmp_path / "s", keep=False))
-    (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "d").symlink_to(tmp_path / "d")
-    first_job = stopped.evaluate
+    assert len(calls) == 4  # train and val once per method: a method's second job reads its cache
+    assert seen == [("seed0-gaussian", []), ("seed1-gaussian", ["gaussian"]), ("seed0-gaussian_rgb", []),
+                    ("seed1-gaussian_rgb", ["gaussian_rgb"])]  # fmt: skip
+    assert cached(tmp_path) == []
+    root = tmp_path / "k"
+    (root / "d").parent.mkdir()
+    (root / "d").symlink_to(tmp_path / "d")
+    Suite(cached_probe_suite(root, keep=True)).run()
+    assert cached(root) == ["gaussian", "gaussian_rgb"]
 
-    def evaluate_then_signal(job):
-        first_job(job)
-        stopped.signalled = "SIGTERM"
+    root = tmp_path / "s"  # stopped in the second method, then run again
+    (root / "d").parent.mkdir()
+    (root / "d").symlink_to(tmp_path / "d")
+    stopping = Suite(cached_probe_suite(root, keep=False))
+    evaluate = stopping.evaluate
 
-    monkeypatch.setattr(stopped, "evaluate", evaluate_then_signal)
-    assert "SIGTERM" in stopped.run()["stopped"]
-    assert list((tmp_path / "s" / "suite" / "features").rglob("*.npy"))  # resumes with its cache
+    def stop_after_the_third_job(job):
+        evaluate(job)
+        if job.id == "seed0-gaussian_rgb":
+            stopping.signalled = "SIGTERM"
+
+    monkeypatch.setattr(stopping, "evaluate", stop_after_the_third_job)
+    assert "SIGTERM" in stopping.run()["stopped"]
+    assert cached(root) == ["gaussian_rgb"]
+    calls.clear()
+    again = Suite(cached_probe_suite(root, keep=False)).run()
+    assert again["ran"] == ["seed1-gaussian_rgb"] and calls == []  # its features read back, not made again
+    assert cached(root) == []
