@@ -362,7 +362,8 @@ def render(store: Path, out: Path, header: list[str] | None = None) -> Path:
                   "", *order, ""]  # fmt: skip
     if curve := learning_curve(records, out):
         lines += ["## Learning curve: colorization minus the baselines against crops seen (top-1 points)", "",
-                  *curve]  # fmt: skip
+                  "Each difference pairs the probe seeds both sides hold: a point probed with fewer seeds than "
+                  "its baseline is compared on those seeds alone.", "", *curve]  # fmt: skip
     lines += ["## PASCAL VOC", "", *pascal_table(records), ""]
     lines += ["## Colorization quality", "", *auc_table(records), ""]
     if rows:
