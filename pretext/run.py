@@ -254,7 +254,8 @@ class SkippedImages(L.Callback):
     """Counts the unreadable files the batches report (a batch is ``(payload, skipped)``, ``skipped``
     the paths of its unreadable files), each file once however often it is drawn, in training and
     validation; names the first ``name_first`` in the log as they are met; logs the count as
-    ``train/skipped_images``; keeps the files across a resume (callback state). Training gives up
+    ``train/skipped_images`` (the rank's own); keeps the files across a resume (callback state) and,
+    under DDP, every rank's files in each checkpoint and at the end of the fit. Training gives up
     with a clear error when no file could be read in ``give_up_after`` batches in a row or in a whole
     epoch."""
 
@@ -290,6 +291,27 @@ class SkippedImages(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._empty_run and self._empty_run == trainer.num_training_batches:
             self._give_up("a whole epoch")
+
+    def _merge_ranks(self, trainer) -> None:
+        """Under DDP each rank meets its own unreadable files: every rank takes the union, so rank 0's
+        checkpoint and the run's summary name them all (a collective: the hooks calling it run on every
+        rank)."""
+        import torch.distributed as dist
+
+        if trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+            return
+        per_rank: list = [None] * trainer.world_size
+        dist.all_gather_object(per_rank, list(self.files))
+        for files in per_rank:
+            self.files.update(dict.fromkeys(files))  # those already known keep their place
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._merge_ranks(trainer)
+        if "callbacks" in checkpoint:  # a full checkpoint: its copy of this state, made before the merge
+            checkpoint["callbacks"][self.state_key] = self.state_dict()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._merge_ranks(trainer)
 
     def _give_up(self, span: str) -> None:
         first = ", ".join(list(self.files)[:3])

@@ -228,6 +228,25 @@ def test_two_process_ddp_spawn_run_completes_on_cpu(tmp_path):
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
+@pytest.mark.slow
+def test_under_ddp_every_ranks_unreadable_files_reach_the_checkpoint(tmp_path):
+    """Each rank reads its own share of the images: the checkpoint (written by rank 0) once named only
+    rank 0's unreadable files."""
+    train_root = _jpeg_folder(tmp_path / "train", 16, truncated=6)  # one epoch: 8 images a rank
+    val_root = _jpeg_folder(tmp_path / "val", 4)
+    run_dir = tmp_path / "ddp"
+    overrides = [o for o in TINY if not o.startswith(("trainer.accelerator", "trainer.devices", "data.repeats"))]
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "pretext" / "train.py"), *overrides, "trainer=ddp_sim", f"run_dir={run_dir}",
+         "data=folder", f"data.root={train_root}", f"data.val_root={val_root}", "data.repeats=1",
+         "model.max_steps=-1", "trainer.max_epochs=1", "color.prior_images=16"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert sorted(ckpt["callbacks"]["SkippedImages"]["files"]) == [str(train_root / f"{i:03d}.jpg") for i in range(6)]
+
+
 def test_l2_fine_tune_starts_from_a_full_models_weights_but_its_classifier(tmp_path):
     full = train_mod.train(cfg_for(tmp_path / "full", "model.max_steps=1"))
     cfg = cfg_for(tmp_path / "l2", "task.loss=l2")
