@@ -76,7 +76,7 @@ def difference(a: Stat, b: Stat) -> Stat:
         n_text = "1" if a.n == b.n == 1 else f"{a.n} vs {b.n}"
         return Stat(mean, min(a.n, b.n), n_text=n_text)
     unique = a.seeds and len(set(a.seeds)) == a.n and b.seeds and len(set(b.seeds)) == b.n
-    shared = [s for s in a.seeds if s in set(b.seeds)] if unique else []
+    shared = [s for s in a.seeds if s in b.seeds] if unique else []
     if len(shared) >= 2:
         av, bv = dict(zip(a.seeds, a.values, strict=True)), dict(zip(b.seeds, b.values, strict=True))
         diffs = [av[s] - bv[s] for s in shared]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -303,16 +304,12 @@ class Suite:
         start = time.time()
         stopped = None
         try:
-            method = None
-            for job in self.jobs():
-                if self.signalled:
-                    raise Stopped(f"{self.signalled} arrived between jobs")
-                if method is not None and job.method != method:
-                    self.drop_features(method)  # its jobs are done
-                method = job.method
-                self.evaluate(job)
-            if method is not None:
-                self.drop_features(method)
+            for method, jobs in itertools.groupby(self.jobs(), key=lambda j: j.method):  # jobs() is method-major
+                for job in jobs:
+                    if self.signalled:
+                        raise Stopped(f"{self.signalled} arrived between jobs")
+                    self.evaluate(job)
+                self.drop_features(method)  # its jobs are done
         except Stopped as err:
             stopped = str(err)
             log.warning("suite stopped: %s. Run the same command again to resume.", stopped)

@@ -142,13 +142,13 @@ def test_a_methods_feature_cache_is_shared_by_its_jobs_then_deleted(tmp_path, mo
                     ("seed1-gaussian_rgb", ["gaussian_rgb"])]  # fmt: skip
     assert cached(tmp_path) == []
     root = tmp_path / "k"
-    (root / "d").parent.mkdir()
+    root.mkdir()
     (root / "d").symlink_to(tmp_path / "d")
     Suite(cached_probe_suite(root, keep=True)).run()
     assert cached(root) == ["gaussian", "gaussian_rgb"]
 
     root = tmp_path / "s"  # stopped in the second method, then run again
-    (root / "d").parent.mkdir()
+    root.mkdir()
     (root / "d").symlink_to(tmp_path / "d")
     stopping = Suite(cached_probe_suite(root, keep=False))
     evaluate = stopping.evaluate
